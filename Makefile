@@ -1,0 +1,36 @@
+# The two commands of the README. Each creates .venv and installs the lock on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.social311-installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export DO_NOT_TRACK := 1
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export GX_ANALYTICS_ENABLED := false
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test install bench clean
+
+demo: $(STAMP)
+	$(BIN)/social311 demo
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+install: $(STAMP)
+
+# torch==2.13.0 in the lock resolves to the CPU wheel through pip's configured find-links.
+$(STAMP): requirements.lock.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	@echo "installing the pinned stack into $(VENV) (about 90 s, once)"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock.txt > $(VENV)/install.log 2>&1 || (tail -n 40 $(VENV)/install.log; exit 1)
+	$(BIN)/python -m pip check
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+bench: $(STAMP)
+	@echo "benchmarks arrive with the Open311, listening and GIS issues (bench/)"
+
+clean:
+	rm -rf .social311 transforms/target transforms/logs

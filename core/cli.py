@@ -1,0 +1,165 @@
+"""The ``social311`` command line: demo, run, sandbox, tickets.
+
+Usage::
+
+    social311 demo [--workdir DIR]          # the bundled demo city, end to end, offline
+    social311 run --config CITY.yaml        # one pass of the pipeline for a configured city
+    social311 sandbox --port 8311           # the local Open311 sandbox server alone
+    social311 tickets --config CITY.yaml [--stuck]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+# Offline by default: never let a library try to reach a model hub or a telemetry endpoint.
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1",
+               "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "GX_ANALYTICS_ENABLED": "false",
+               "TOKENIZERS_PARALLELISM": "false"}
+
+
+def _offline() -> None:
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def dagster_instance(home: Path):
+    """A persistent Dagster instance in ``home`` with telemetry off (shared with ``dagster dev``)."""
+    from dagster import DagsterInstance
+
+    home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists():
+        settings.write_text("telemetry:\n  enabled: false\n")
+    return DagsterInstance.from_config(str(home))
+
+
+def run_pipeline(config_path: Path, *, dagster_home: Path | None = None):
+    """Materialize the whole graph once for the city in ``config_path``.
+
+    Returns:
+        (Dagster's in-process result, the time the run started) so callers can report what
+        this run filed.
+    """
+    _offline()
+    os.environ["SOCIAL311_CONFIG"] = str(config_path.resolve())
+    from social311.config import load_config
+    from social311.orchestration.definitions import defs
+
+    cfg = load_config(config_path)
+    home = dagster_home or Path(os.environ.get("DAGSTER_HOME") or Path(cfg.duckdb_path).parent / "dagster_home")
+    started = datetime.now(timezone.utc)
+    result = defs.resolve_job_def("social311_pipeline").execute_in_process(instance=dagster_instance(home), raise_on_error=False)
+    return result, started
+
+
+def filed_since(duckdb_path: Path, since: datetime) -> list[tuple]:
+    """Tickets filed since a time: (request id, service name, ward, posts merged)."""
+    from social311.warehouse import connect
+
+    with connect(duckdb_path) as con:
+        return con.execute(
+            """select l.service_request_id, coalesce(c.service_name, l.service_code), i.ward_id, i.post_count
+               from ops.ticket_ledger l join ops.incidents i using (incident_id)
+               left join ops.service_catalog c on c.service_code = l.service_code
+               where l.state in ('submitted', 'awaiting_token') and l.filed_at >= ?
+               order by l.filed_at, l.incident_id""", [since]).fetchall()
+
+
+def print_tickets(rows: list[tuple]) -> None:
+    print(f"\nTickets filed this run: {len(rows)}")
+    if rows:
+        print(f"  {'request id':<14} {'service':<34} {'ward':<6} posts merged")
+        for request_id, service, ward, posts in rows:
+            print(f"  {request_id or '(token)':<14} {service[:34]:<34} {ward or '-':<6} {posts}")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from social311.demo.runner import prepare_demo
+
+    workdir = Path(args.workdir).resolve()
+    with prepare_demo(workdir) as config_path:
+        from social311.config import load_config
+
+        cfg = load_config(config_path)
+        result, started = run_pipeline(config_path, dagster_home=workdir / "dagster_home")
+        ok = result.success
+        print_tickets(filed_since(cfg.duckdb_path, started))
+    print(f"Ward report: {Path(cfg.report_dir) / 'index.html'}")
+    print(f"Warehouse:   {cfg.duckdb_path}")
+    if not ok:
+        print("The run had failures: see the log above.", file=sys.stderr)
+    return 0 if ok else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from social311.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    result, started = run_pipeline(Path(args.config))
+    print_tickets(filed_since(cfg.duckdb_path, started))
+    print(f"Ward report: {Path(cfg.report_dir) / 'index.html'}")
+    return 0 if result.success else 1
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from social311.integrations.ticketing.sandbox import run_sandbox
+
+    run_sandbox(port=args.port, db_path=args.db, api_keys=args.api_key or ["demo-key"])
+    return 0
+
+
+def cmd_tickets(args: argparse.Namespace) -> int:
+    from social311.config import load_config
+    from social311.warehouse import connect
+
+    cfg = load_config(args.config)
+    where = "where state not in ('submitted', 'linked')" if args.stuck else ""
+    with connect(cfg.duckdb_path) as con:
+        rows = con.execute(f"select incident_id, state, service_code, service_request_id, attempts, next_attempt_at, last_error "
+                           f"from ops.ticket_ledger {where} order by updated_at").fetchall()
+    for incident_id, state, code, request_id, attempts, next_at, error in rows:
+        line = f"{incident_id}  {state:<15} {code:<12} {request_id or '-':<12} attempts={attempts}"
+        if next_at:
+            line += f" next={next_at:%Y-%m-%d %H:%M}"
+        print(line + (f"\n    {error}" if error else ""))
+    print(f"{len(rows)} ledger rows" + (" stuck" if args.stuck else ""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="social311", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run the bundled demo city end to end (offline)")
+    demo.add_argument("--workdir", default=".social311/demo", help="where the demo keeps its warehouse, drop folder and report")
+    demo.set_defaults(func=cmd_demo)
+    run = sub.add_parser("run", help="one pass of the pipeline for a configured city")
+    run.add_argument("--config", required=True, help="the city YAML")
+    run.set_defaults(func=cmd_run)
+    sandbox = sub.add_parser("sandbox", help="the local Open311 GeoReport v2 sandbox server")
+    sandbox.add_argument("--port", type=int, default=8311)
+    sandbox.add_argument("--db", default=".social311/sandbox.sqlite", help="SQLite file keeping the requests across restarts")
+    sandbox.add_argument("--api-key", action="append", help="accepted api_key (repeatable; default demo-key)")
+    sandbox.set_defaults(func=cmd_sandbox)
+    tickets = sub.add_parser("tickets", help="the filing ledger")
+    tickets.add_argument("--config", required=True)
+    tickets.add_argument("--stuck", action="store_true", help="only tickets not filed: pending, waiting to retry, failed")
+    tickets.set_defaults(func=cmd_tickets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""One YAML file per city deployment, validated with pydantic.
+
+Secrets never live in this file: the Open311 ``api_key`` is named by the environment variable
+that holds it (``api_key_env``) and is read only when the ticketing plugin is built.
+Relative paths are resolved against the folder of the YAML file, so a city folder can be moved
+as a whole.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """The city configuration is missing, unreadable or invalid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PluginRef(_Strict):
+    """Which registered plugin to use and its own settings (validated by the plugin)."""
+
+    plugin: str
+    name: str | None = None  # instance name; defaults to the plugin name
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def instance_name(self) -> str:
+        return self.name or self.plugin
+
+
+class Thresholds(_Strict):
+    """Tunable decisions of the pipeline. Defaults suit the demo city."""
+
+    relevance: float = Field(0.5, ge=0, le=1, description="P(report) at or above which a post is a report")
+    type_similarity: float = Field(0.45, ge=-1, le=1, description="min cosine to map a post to a service")
+    merge_radius_m: float = Field(250, gt=0, description="posts this close may be one incident (FixMyStreet: 250 m)")
+    merge_window_hours: float = Field(72, gt=0, description="posts this close in time may be one incident")
+    merge_text_similarity: float = Field(0.5, ge=-1, le=1, description="min cosine between posts of one incident")
+    unlocated_merge_text_similarity: float = Field(0.8, ge=-1, le=1, description="stricter text bar without a location")
+    file_min_confidence: float = Field(0.5, ge=0, le=1, description="incidents below this wait for review")
+
+
+class CityConfig(_Strict):
+    """A city deployment: where posts come from, whose GIS, which 311 system, which thresholds."""
+
+    city: str
+    jurisdiction_id: str | None = None
+    bbox: tuple[float, float, float, float] | None = Field(
+        None, description="(min_lon, min_lat, max_lon, max_lat) of the city; posts outside are not filed"
+    )
+    duckdb_path: Path = Path("social311.duckdb")
+    report_dir: Path = Path("report")
+    sources: tuple[PluginRef, ...] = Field(min_length=1)
+    gis: PluginRef
+    ticketing: PluginRef
+    thresholds: Thresholds = Thresholds()
+    service_attributes: dict[str, dict[str, str | list[str]]] = Field(
+        default_factory=dict,
+        description="per service_code, attribute values the 311 team agreed social311 may send "
+        "when residents' words do not say (e.g. POTHOLE: {SIZE: M}); validated against the "
+        "service definition before every POST",
+    )
+    filing_enabled: bool = Field(False, description="off = dry run: tickets are drafted, never POSTed")
+
+    @model_validator(mode="after")
+    def _unique_source_names(self) -> CityConfig:
+        names = [s.instance_name for s in self.sources]
+        if len(names) != len(set(names)):
+            raise ValueError(f"source instance names must be unique, got {names}")
+        return self
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    for key in ("duckdb_path", "report_dir"):
+        if key in data and data[key] is not None and not Path(data[key]).is_absolute():
+            data[key] = str((base / data[key]).resolve())
+    # Plugin settings whose name ends in `_path` or `_dir` are paths too.
+    for ref in [*data.get("sources", []), data.get("gis") or {}, data.get("ticketing") or {}]:
+        cfg = ref.get("config") or {}
+        for key, value in list(cfg.items()):
+            if (key.endswith("_path") or key.endswith("_dir")) and isinstance(value, str) and not Path(value).is_absolute():
+                cfg[key] = str((base / value).resolve())
+    return data
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> CityConfig:
+    """Read and validate a city YAML file.
+
+    Args:
+        path: the YAML file.
+        overrides: top-level keys that replace the file's (used by the demo and the tests).
+
+    Returns:
+        The validated configuration, with relative paths made absolute.
+
+    Raises:
+        ConfigError: with every validation problem listed, never a bare traceback.
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read city config {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"city config {path} must be a mapping at the top level")
+    data = _resolve_paths(data, path.resolve().parent)
+    data.update(overrides or {})
+    try:
+        return CityConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid city config {path}:\n{exc}") from exc

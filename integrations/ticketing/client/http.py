@@ -1,0 +1,289 @@
+"""The Open311 GeoReport v2 client, on one ``requests.Session``.
+
+GETs are retried on 429/5xx and connection failures with jittered backoff, honouring
+``Retry-After``. POSTs are never retried: Open311 has no idempotency key, so a second POST can
+file a second ticket. A POST failure is typed instead: :class:`SubmitRejected` when the server
+definitely refused (4xx), :class:`SubmitAmbiguous` when it may have committed (timeout, reset,
+5xx, an unreadable 2xx), which the ledger reconciles before trying again.
+
+The api_key travels only in POST form bodies; it is redacted from every message this module
+builds and never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone, tzinfo
+from typing import Any, Literal
+
+import requests
+
+from social311.integrations.ticketing.base import SubmitAmbiguous, SubmitRejected
+from social311.integrations.ticketing.client import decode, encode, parse
+from social311.integrations.ticketing.client.errors import (
+    NotFound,
+    Open311Error,
+    RateLimited,
+    ResponseParseError,
+    TransportError,
+    error_class,
+    parse_error_body,
+    redact,
+)
+from social311.integrations.ticketing.client.models import Discovery, ServiceDefinition
+from social311.integrations.ticketing.client.session import build_session
+from social311.records import Service, ServiceRequest, SubmitResult, TicketRequest
+
+log = logging.getLogger(__name__)
+
+_FORM = "application/x-www-form-urlencoded; charset=utf-8"
+
+
+class Open311Client:
+    """A GeoReport v2 endpoint.
+
+    Args:
+        endpoint: the base URL, e.g. ``https://311.city.gov/open311/v2/``.
+        jurisdiction_id: sent on every call when set (multi-jurisdiction endpoints).
+        api_key: sent in POST bodies only.
+        format: ``"json"`` or ``"xml"`` (XML is the one every server must speak).
+        timeout: ``(connect, read)`` seconds for every call.
+        session: an existing session; by default one with GET-only retries is built.
+        multivalue_encoding: ``"brackets"`` (spec) or ``"repeat"`` (mySociety).
+        location_policy: ``"latlong"``, ``"address"`` or ``"both"`` (Chicago).
+        retries: GET retries (ignored when ``session`` is given).
+        backoff_factor: GET backoff base in seconds (ignored when ``session`` is given).
+        default_tz: zone assumed for server datetimes without offset; None drops them.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        jurisdiction_id: str | None = None,
+        api_key: str | None = None,
+        format: Literal["json", "xml"] = "json",  # noqa: A002 - the spec's own word
+        timeout: tuple[float, float] = (3.05, 30),
+        session: requests.Session | None = None,
+        multivalue_encoding: encode.MultivalueEncoding = "brackets",
+        location_policy: encode.LocationPolicy = "latlong",
+        retries: int = 3,
+        backoff_factor: float = 0.5,
+        default_tz: tzinfo | None = None,
+    ) -> None:
+        if format not in ("json", "xml"):
+            raise ValueError(f"format must be 'json' or 'xml', not {format!r}")
+        self.endpoint = endpoint.rstrip("/") + "/"
+        self.jurisdiction_id = jurisdiction_id
+        self._api_key = api_key
+        self.format = format
+        self.timeout = timeout
+        self.session = session or build_session(retries, backoff_factor)
+        self.multivalue_encoding = multivalue_encoding
+        self.location_policy = location_policy
+        self.default_tz = default_tz
+
+    def __repr__(self) -> str:
+        key = "set" if self._api_key else "none"
+        return f"Open311Client({self.endpoint!r}, format={self.format!r}, api_key={key})"
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.session.close()
+
+
+    def _url(self, resource: str) -> str:
+        return f"{self.endpoint}{resource}.{self.format}"
+
+    def _redact(self, text: str) -> str:
+        return redact(text, [self._api_key])
+
+    def _params(self, extra: dict[str, Any] | None = None) -> dict[str, str]:
+        params = {"jurisdiction_id": self.jurisdiction_id} if self.jurisdiction_id else {}
+        # Empty arguments must be treated as absent by servers; not sending them is safer.
+        params.update({k: str(v) for k, v in (extra or {}).items() if v not in (None, "")})
+        return params
+
+    def _decode(self, response: requests.Response) -> tuple[str | None, Any]:
+        body = response.content
+        head = body.lstrip()[:1]
+        # Sniff the body first (servers mislabel Content-Type), then fall back on the format asked.
+        as_xml = head == b"<" or (head not in (b"[", b"{") and self.format == "xml")
+        try:
+            if as_xml:
+                return decode.decode_xml(body)
+            return None, decode.decode_json(body)
+        except decode.DecodeError as exc:
+            raise ResponseParseError(
+                f"unreadable answer from {response.request.method} {response.url}: {exc}",
+                status=response.status_code,
+            ) from None
+
+    def _error(self, response: requests.Response, what: str) -> Open311Error:
+        message, pairs = parse_error_body(response.content, response.headers.get("Content-Type", ""))
+        message = self._redact(message) if message else None
+        pairs = tuple((code, self._redact(text)) for code, text in pairs)
+        cls = error_class(response.status_code)
+        text = f"{what} failed: HTTP {response.status_code}" + (f": {message}" if message else "")
+        kwargs: dict[str, Any] = {"status": response.status_code, "server_message": message, "errors": pairs}
+        if cls is RateLimited:
+            kwargs["retry_after_s"] = parse.number(response.headers.get("Retry-After"))
+        return cls(text, **kwargs)
+
+    def _get(self, resource: str, params: dict[str, Any] | None = None, url: str | None = None) -> Any:
+        url = url or self._url(resource)
+        what = f"GET {resource}"
+        try:
+            response = self.session.get(url, params=self._params(params), timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise TransportError(f"{what} failed: {type(exc).__name__}: {self._redact(str(exc))}") from exc
+        log.debug("GET %s -> %s", response.url, response.status_code)
+        if response.status_code >= 400:
+            raise self._error(response, what)
+        return self._decode(response)[1]
+
+    def _items(self, resource: str, params: dict[str, Any] | None = None) -> list[Any]:
+        value = self._get(resource, params)
+        try:
+            return decode.as_items(value, "service_requests", "requests", "services", "request", "service")
+        except decode.DecodeError as exc:
+            raise ResponseParseError(f"GET {resource}: unexpected answer: {exc}", status=200) from None
+
+
+    def discovery(self, url: str) -> Discovery:
+        """Read a service discovery document (``…/discovery.json`` or ``.xml``)."""
+        return parse.discovery(self._get("discovery", url=url))
+
+    def services(self) -> list[Service]:
+        """The service catalog (GET services)."""
+        items = self._items("services")
+        return [s for s in (parse.service(i) for i in items if isinstance(i, dict)) if s is not None]
+
+    def service_definition(self, code: str) -> ServiceDefinition:
+        """The attributes of one service (GET services/{code}), sorted by ``order``."""
+        return parse.service_definition(self._get(f"services/{code}"), code)
+
+    def submit(self, request: TicketRequest) -> SubmitResult:
+        """File one ticket (POST requests), exactly one attempt.
+
+        Raises:
+            SubmitRejected: the server refused (4xx) or the ticket has no usable location.
+            SubmitAmbiguous: the ticket may exist (timeout, reset, 5xx, unreadable success).
+        """
+        try:
+            fields = encode.submit_fields(
+                request,
+                jurisdiction_id=self.jurisdiction_id,
+                multivalue_encoding=self.multivalue_encoding,
+                location_policy=self.location_policy,
+            )
+        except encode.EncodeError as exc:
+            raise SubmitRejected(f"POST requests not sent: {exc}") from None
+        if self._api_key:
+            fields.append(("api_key", self._api_key))
+        url = self._url("requests")
+        try:
+            response = self.session.post(url, data=fields, timeout=self.timeout, headers={"Content-Type": _FORM})
+        except requests.RequestException as exc:
+            # Even a connect timeout is reported as ambiguous: reconciling costs one query.
+            raise SubmitAmbiguous(
+                f"POST requests: no answer ({type(exc).__name__}); the ticket may exist: {self._redact(str(exc))}"
+            ) from None
+        log.debug("POST %s -> %s", url, response.status_code)
+        if response.status_code >= 500:
+            error = self._error(response, "POST requests")
+            raise SubmitAmbiguous(str(error), status=error.status, server_message=error.server_message)
+        if response.status_code >= 400:
+            error = self._error(response, "POST requests")
+            rejected = SubmitRejected(str(error), status=error.status, server_message=error.server_message)
+            rejected.errors = error.errors  # type: ignore[attr-defined]
+            raise rejected
+        try:
+            _, value = self._decode(response)
+            return parse.submit_result(decode.as_items(value, "service_requests", "requests", "request"))
+        except (ResponseParseError, decode.DecodeError, ValueError) as exc:
+            raise SubmitAmbiguous(
+                f"POST requests: HTTP {response.status_code} with an unreadable body; the ticket may exist: {exc}",
+                status=response.status_code,
+            ) from None
+
+    def token(self, token: str) -> str | None:
+        """The service_request_id behind a batch token, or None while the city has not set one."""
+        items = self._items(f"tokens/{token}")
+        for item in items:
+            if isinstance(item, dict) and parse.text(item.get("service_request_id")):
+                return parse.text(item.get("service_request_id"))
+        return None
+
+    def requests(
+        self,
+        service_request_ids: list[str] | None = None,
+        service_codes: list[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        status: list[str] | None = None,
+        updated_after: datetime | None = None,
+        page: int | None = None,
+        page_size: int | None = None,
+    ) -> list[ServiceRequest]:
+        """Query service requests (GET requests).
+
+        Ranges longer than 90 days are split into windows (the spec's maximum) and the answers
+        merged by id. Without ``start`` and ``end`` the server's default applies (the most
+        recent 90 days or 1000 requests).
+
+        Args:
+            service_request_ids: ids to fetch; they override every other filter.
+            service_codes: services to include.
+            start: earliest ``requested_datetime``.
+            end: latest ``requested_datetime``.
+            status: ``"open"`` and/or ``"closed"``.
+            updated_after: only requests updated since then (a v2.1 extension).
+            page: page number, where the server paginates (an extension).
+            page_size: page size, where the server paginates (an extension).
+
+        Returns:
+            Requests with an id, in server order, each id once.
+        """
+        if service_request_ids is not None:
+            if not service_request_ids:
+                return []
+            return self._requests_once({"service_request_id": ",".join(service_request_ids)})
+        base = {
+            "service_code": ",".join(service_codes) if service_codes else None,
+            "status": ",".join(status) if status else None,
+            "updated_after": encode.w3c(updated_after) if updated_after else None,
+            "page": page,
+            "page_size": page_size,
+        }
+        if start is None:
+            spans: list[tuple[datetime | None, datetime | None]] = [(None, end)]
+        else:
+            start = start.replace(microsecond=0)
+            stop = end or datetime.now(timezone.utc)
+            if stop.microsecond:  # round up so the last second is not lost to truncation
+                stop = stop.replace(microsecond=0) + timedelta(seconds=1)
+            spans = list(encode.windows(start, stop)) if stop - start > encode.MAX_WINDOW else [(start, end and stop)]
+        seen: dict[str, ServiceRequest] = {}
+        for lo, hi in spans:
+            params = dict(base, start_date=encode.w3c(lo) if lo else None, end_date=encode.w3c(hi) if hi else None)
+            for item in self._requests_once(params):
+                seen.setdefault(item.service_request_id, item)
+        return list(seen.values())
+
+    def _requests_once(self, params: dict[str, Any]) -> list[ServiceRequest]:
+        items = self._items("requests", params)
+        parsed = [parse.service_request(i, self.default_tz) for i in items if isinstance(i, dict)]
+        skipped = sum(p is None for p in parsed)
+        if skipped:
+            log.info("GET requests: %d listed request(s) without a service_request_id ignored", skipped)
+        return [p for p in parsed if p is not None]
+
+    def request(self, service_request_id: str) -> ServiceRequest | None:
+        """One request by id (GET requests/{id}), or None when the server does not know it."""
+        try:
+            items = self._items(f"requests/{service_request_id}")
+        except NotFound:
+            return None
+        parsed = [parse.service_request(i, self.default_tz) for i in items if isinstance(i, dict)]
+        return next((p for p in parsed if p is not None), None)

@@ -1,0 +1,108 @@
+"""Open311 GeoReport v2 ticketing plugin: the city's 311 system behind any conformant endpoint.
+
+Configured in the city YAML under ``ticketing`` with ``plugin: open311``. The api_key is named
+by ``api_key_env`` only; the orchestration layer reads that variable at run time and passes the
+secret to the constructor, so this module never touches ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from social311.integrations.base import PluginConfig
+from social311.integrations.ticketing.base import TicketingPlugin
+from social311.integrations.ticketing.client import Open311Client
+from social311.integrations.ticketing.client.attributes import check_attributes
+from social311.integrations.ticketing.client.models import ServiceDefinition
+from social311.records import Service, ServiceRequest, SubmitResult, TicketRequest
+
+_IDS_PER_CALL = 50  # keeps GET URLs well under common 8 KB limits
+
+
+class Open311Config(PluginConfig):
+    """Settings of one Open311 endpoint."""
+
+    endpoint: str = Field(description="base URL, e.g. https://311.city.gov/open311/v2/")
+    jurisdiction_id: str | None = Field(None, description="only for multi-jurisdiction endpoints")
+    api_key_env: str = Field("SOCIAL311_OPEN311_API_KEY", description="NAME of the env var holding the api_key")
+    format: Literal["json", "xml"] = "json"
+    timeout_connect_s: float = Field(3.05, gt=0)
+    timeout_read_s: float = Field(30, gt=0)
+    multivalue_encoding: Literal["brackets", "repeat"] = "brackets"
+    location_policy: Literal["latlong", "address", "both"] = "latlong"
+
+
+class Open311Ticketing(TicketingPlugin):
+    """Files and looks up tickets through an Open311 GeoReport v2 endpoint.
+
+    Args:
+        config: the validated :class:`Open311Config`.
+        instance_name: the name of this instance in the city YAML.
+        api_key: the secret for POST requests (None: submitting is refused by the server).
+    """
+
+    config_model = Open311Config
+
+    def __init__(self, config: Open311Config, *, instance_name: str, api_key: str | None = None) -> None:
+        super().__init__(config, instance_name=instance_name)
+        self._definitions: dict[str, ServiceDefinition] = {}
+        self.client = Open311Client(
+            config.endpoint,
+            jurisdiction_id=config.jurisdiction_id,
+            api_key=api_key,
+            format=config.format,
+            timeout=(config.timeout_connect_s, config.timeout_read_s),
+            multivalue_encoding=config.multivalue_encoding,
+            location_policy=config.location_policy,
+        )
+
+    def __repr__(self) -> str:
+        return f"Open311Ticketing({self.instance_name!r}, {self.client!r})"
+
+    def services(self) -> list[Service]:
+        """The city's service catalog (GET services)."""
+        return self.client.services()
+
+    def submit(self, request: TicketRequest) -> SubmitResult:
+        """File one ticket with one POST; never retried here (the ledger reconciles)."""
+        return self.client.submit(request)
+
+    def get(self, service_request_ids: list[str]) -> list[ServiceRequest]:
+        """Tickets by id, in batches; ids the server does not know are absent."""
+        ids = list(dict.fromkeys(i for i in service_request_ids if i))
+        wanted = set(ids)
+        found: list[ServiceRequest] = []
+        for i in range(0, len(ids), _IDS_PER_CALL):
+            # Some servers combine the id list with default filters; keep only what was asked.
+            found.extend(r for r in self.client.requests(service_request_ids=ids[i : i + _IDS_PER_CALL]) if r.service_request_id in wanted)
+        return found
+
+    def find(
+        self,
+        *,
+        service_codes: list[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        status: list[str] | None = None,
+    ) -> list[ServiceRequest]:
+        """Tickets matching the filters; ranges over 90 days are queried window by window."""
+        return self.client.requests(service_codes=service_codes, start=start, end=end, status=status)
+
+    def check_attributes(
+        self, service_code: str, values: dict[str, str | list[str]]
+    ) -> tuple[dict[str, str | list[str]], list[str]]:
+        """Validate attributes against the service definition (fetched once per service)."""
+        if service_code not in self._definitions:
+            self._definitions[service_code] = self.client.service_definition(service_code)
+        return check_attributes(self._definitions[service_code], values)
+
+    def resolve_token(self, token: str) -> str | None:
+        """The id behind a batch token, or None while the city has not assigned one."""
+        return self.client.token(token)
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.client.close()

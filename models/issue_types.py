@@ -1,0 +1,192 @@
+"""Issue types: the city's services as embedding centroids, plus candidate types found by clustering.
+
+Every service of the Open311 catalog becomes a *mapped* type whose id is derived from its
+service code, so ids are stable across runs by construction. Posts that match no type are
+clustered; a tight enough group becomes a *candidate* type (a new kind of problem a human can
+map to a service later). Candidate ids derive from a member post id, and existing types are
+never renumbered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from social311.models.terms import distinctive_terms
+from social311.records import Service
+
+MAPPED = "mapped"
+CANDIDATE = "candidate"
+
+# A few phrasings residents use, so a centroid sits nearer to posts than a catalog entry alone.
+_TEMPLATES = ("There is a {name} problem on my street", "Please fix the {name} near my house")
+
+
+@dataclass(frozen=True)
+class IssueType:
+    """One kind of problem: a city service (mapped) or a cluster awaiting a service (candidate)."""
+
+    type_id: str
+    label: str
+    service_code: str | None
+    status: str  # "mapped" | "candidate"
+    centroid: np.ndarray
+    top_terms: tuple[str, ...]
+
+
+def slug(value: str) -> str:
+    """Lower-case ``value`` with every run of other characters replaced by one hyphen."""
+    return re.sub(r"[^a-z0-9]+", "-", value.lower()).strip("-") or "x"
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.where(norms == 0, 1.0, norms)
+
+
+def _service_texts(service: Service) -> list[str]:
+    name = service.service_name.strip()
+    main = ". ".join(part for part in (name, service.description.strip(), ", ".join(service.keywords)) if part)
+    return [main, *(t.format(name=name.lower()) for t in _TEMPLATES)]
+
+
+def service_type_ids(services: list[Service]) -> dict[str, str]:
+    """``service_code -> type_id``; codes whose slugs collide get a hash of the raw code appended."""
+    slugs: dict[str, list[str]] = {}
+    for code in dict.fromkeys(s.service_code for s in services):
+        slugs.setdefault(slug(code), []).append(code)
+    ids = {}
+    for base, codes in slugs.items():
+        for code in codes:
+            suffix = "" if len(codes) == 1 else "-" + hashlib.sha1(code.encode()).hexdigest()[:6]
+            ids[code] = f"svc-{base}{suffix}"
+    return ids
+
+
+def service_types(services: list[Service], embedder: Any) -> list[IssueType]:
+    """One mapped type per service of the catalog.
+
+    Args:
+        services: the city's Open311 service catalog (duplicate codes keep the first).
+        embedder: anything with ``encode(list[str]) -> np.ndarray``.
+
+    Returns:
+        Types in catalog order; centroid = normalised mean embedding of the service's name,
+        description and keywords and a few templated phrasings.
+    """
+    unique = list({s.service_code: s for s in reversed(services)}.values())[::-1]
+    if not unique:
+        return []
+    ids = service_type_ids(unique)
+    texts = [_service_texts(s) for s in unique]
+    flat = embedder.encode([t for group in texts for t in group])
+    types, start = [], 0
+    for service, group in zip(unique, texts):
+        centroid = _normalise(flat[start : start + len(group)].mean(axis=0)).astype(np.float32)
+        start += len(group)
+        words = re.findall(r"[a-z0-9]+", " ".join([service.service_name, *service.keywords]).lower())
+        types.append(IssueType(ids[service.service_code], service.service_name, service.service_code, MAPPED,
+                               centroid, tuple(dict.fromkeys(words))))
+    return types
+
+
+def assign_types(
+    embeddings: np.ndarray, types: list[IssueType], min_similarity: float
+) -> list[tuple[str | None, float]]:
+    """The most similar type of each post.
+
+    Args:
+        embeddings: ``(n, dims)`` unit-length post embeddings.
+        types: mapped and candidate types alike; filing decides later what a candidate may do.
+        min_similarity: cosine below which a post gets no type.
+
+    Returns:
+        ``(type_id or None, best cosine)`` per post; the cosine is reported even when below
+        the bar (0.0 when there are no types). Ties go to the earlier type in ``types``.
+    """
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    if not types or len(embeddings) == 0:
+        return [(None, 0.0)] * len(embeddings)
+    centroids = _normalise(np.vstack([t.centroid for t in types]).astype(np.float32))
+    sims = _normalise(embeddings) @ centroids.T
+    best = sims.argmax(axis=1)
+    result = []
+    for row, col in enumerate(best):
+        score = float(sims[row, col])
+        result.append((types[col].type_id if score >= min_similarity else None, score))
+    return result
+
+
+def candidate_id(member_post_ids: list[str]) -> str:
+    """``cand-`` + a short hash of the smallest member post id: unchanged when later posts join."""
+    return "cand-" + hashlib.sha1(min(member_post_ids).encode()).hexdigest()[:10]
+
+
+def propose_candidates(
+    embeddings: np.ndarray,
+    texts: list[str],
+    post_ids: list[str],
+    existing: list[IssueType],
+    min_cluster_size: int = 3,
+    distance_threshold: float = 0.5,
+    max_posts: int = 4000,
+) -> list[IssueType]:
+    """New candidate types from posts that matched no type.
+
+    Posts are grouped by agglomerative clustering (cosine distance, average linkage, cut at
+    ``distance_threshold``). A group of at least ``min_cluster_size`` posts becomes a candidate,
+    unless its centroid lies within ``distance_threshold`` of an existing type (already covered)
+    or its id is already taken (the same group found on an earlier run).
+
+    Args:
+        embeddings: ``(n, dims)`` embeddings of the unmatched posts.
+        texts: their texts, for labels.
+        post_ids: their ids, for stable candidate ids.
+        existing: types already known (mapped and candidate); never changed or renumbered.
+        min_cluster_size: fewest posts that make a candidate.
+        distance_threshold: cosine distance at which clusters stop merging.
+        max_posts: at most this many posts (the first, in the order given) are clustered, since
+            agglomerative clustering needs memory quadratic in their number.
+
+    Returns:
+        The new candidate types only, largest cluster first.
+    """
+    from sklearn.cluster import AgglomerativeClustering
+
+    if not (len(embeddings) == len(texts) == len(post_ids)):
+        raise ValueError("embeddings, texts and post_ids must have the same length")
+    n = min(len(post_ids), max_posts)
+    if n < max(min_cluster_size, 2):
+        return []
+    vectors = _normalise(np.asarray(embeddings[:n], dtype=np.float32))
+    labels = AgglomerativeClustering(
+        n_clusters=None, metric="cosine", linkage="average", distance_threshold=distance_threshold
+    ).fit_predict(vectors)
+    groups = [np.flatnonzero(labels == k) for k in np.unique(labels)]
+    groups = [g for g in groups if len(g) >= min_cluster_size]
+    # Largest first, then by member ids, so the output order is deterministic.
+    groups.sort(key=lambda g: (-len(g), min(post_ids[i] for i in g)))
+    taken = {t.type_id for t in existing}
+    known = _normalise(np.vstack([t.centroid for t in existing]).astype(np.float32)) if existing else None
+    # Each cluster is one class for c-TF-IDF; the unclustered posts form the background class.
+    in_group = np.zeros(n, dtype=bool)
+    docs = []
+    for g in groups:
+        in_group[g] = True
+        docs.append(" ".join(texts[i] for i in g))
+    docs.append(" ".join(texts[i] for i in np.flatnonzero(~in_group)))
+    terms = distinctive_terms(docs, top_k=8)
+    candidates = []
+    for g, top in zip(groups, terms):
+        type_id = candidate_id([post_ids[i] for i in g])
+        centroid = _normalise(vectors[g].mean(axis=0)).astype(np.float32)
+        if type_id in taken or (known is not None and float((known @ centroid).max()) >= 1 - distance_threshold):
+            continue
+        taken.add(type_id)
+        label = " / ".join(top[:3]) if top else type_id
+        candidates.append(IssueType(type_id, label, None, CANDIDATE, centroid, tuple(top)))
+    return candidates

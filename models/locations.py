@@ -1,0 +1,232 @@
+"""Where is the problem? Geotag, a place named in the text (via the city's gazetteer), or neither.
+
+Order of trust: the post's own coordinates (0.95), then a gazetteer match in the text (an
+intersection 0.9, an address 0.85, a landmark 0.8, a street alone 0.5), then the centre of the
+platform's place box (0.3, usually a whole neighbourhood or city), then nothing (0.0).
+A text match that could be two different places is dropped rather than guessed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from social311.models.geo import haversine_m
+from social311.models.streets import (
+    CONNECTORS, DIRECTIONS, STREET_TYPES, StreetName, Token, parse_street, split_intersection, tokenize,
+)
+from social311.records import Place
+
+CONFIDENCE = {"geotag": 0.95, "intersection": 0.9, "address": 0.85, "landmark": 0.8, "street": 0.5, "place_bbox": 0.3}
+# A named street pair whose type or direction contradicts the text is still likely meant.
+MISMATCH_CONFIDENCE = 0.7
+# Matches closer than this are one place (a Chicago crossing is listed once per direction pair).
+SAME_PLACE_M = 150.0
+
+_DIRECTION_WORDS = frozenset(DIRECTIONS.values())
+_TYPE_WORDS = frozenset(STREET_TYPES.values())
+
+
+@dataclass(frozen=True)
+class LocationResult:
+    """A post's location and how it was found."""
+
+    lat: float | None
+    lon: float | None
+    method: str  # "geotag" | "text" | "place_bbox" | "none"
+    confidence: float
+    matched_text: str | None = None
+    place_id: str | None = None
+
+
+@dataclass(frozen=True)
+class _Mention:
+    street: StreetName
+    start: int  # token indices, end exclusive
+    end: int
+
+
+@dataclass(frozen=True)
+class _Hit:
+    place: Place
+    confidence: float
+    score: int  # how many given directions/types agree; breaks ties between candidates
+    span: tuple[int, int]
+
+
+def _agreement(mention: StreetName, street: StreetName) -> int | None:
+    """Agreeing prefix/suffix count, or None when the text contradicts the street name."""
+    score = 0
+    for said, named in ((mention.direction, street.direction), (mention.street_type, street.street_type)):
+        if said is not None and named is not None:
+            if said != named:
+                return None
+            score += 1
+    return score
+
+
+class Gazetteer:
+    """Finds the city's named places (intersections, streets, landmarks, addresses) in text.
+
+    Args:
+        places: the GIS plugin's gazetteer.
+    """
+
+    def __init__(self, places: list[Place]) -> None:
+        self._pairs: dict[frozenset, list[tuple[Place, StreetName, StreetName]]] = {}
+        self._streets: dict[tuple[str, ...], list[tuple[Place, StreetName]]] = {}
+        self._names: dict[tuple[str, ...], list[Place]] = {}
+        self._cores: set[tuple[str, ...]] = set()
+        for place in places:
+            names = list(place.aliases)
+            if place.kind == "intersection":
+                streets = place.streets if len(place.streets) == 2 else split_intersection(place.name)
+                if streets:
+                    a, b = parse_street(streets[0]), parse_street(streets[1])
+                    if a.core and b.core and a.core != b.core:
+                        self._pairs.setdefault(frozenset((a.core, b.core)), []).append((place, a, b))
+                        self._cores.update((a.core, b.core))
+            elif place.kind == "street":
+                street = parse_street(place.name)
+                if street.core:
+                    self._streets.setdefault(street.core, []).append((place, street))
+                    self._cores.add(street.core)
+            else:
+                names.append(place.name)
+            for name in names:
+                key = tuple(t.value for t in tokenize(name))
+                if key:
+                    self._names.setdefault(key, []).append(place)
+        self._max_core = max((len(c) for c in self._cores), default=0)
+        self._max_name = max((len(n) for n in self._names), default=0)
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._pairs.values()) + sum(len(v) for v in self._streets.values()) + sum(
+            len(v) for v in self._names.values())
+
+    def _core_at(self, values: list[str], i: int) -> tuple[str, ...] | None:
+        for length in range(min(self._max_core, len(values) - i), 0, -1):
+            key = tuple(values[i : i + length])
+            if key in self._cores:
+                return key
+        return None
+
+    def _mentions(self, values: list[str]) -> list[_Mention]:
+        mentions, i = [], 0
+        while i < len(values):
+            direction, j = None, i
+            # "N State" is a direction prefix, but "North Ave" is a street named North.
+            if values[i] in _DIRECTION_WORDS and i + 1 < len(values) and self._core_at(values, i + 1):
+                direction, j = values[i], i + 1
+            core = self._core_at(values, j)
+            if core is None:
+                i += 1
+                continue
+            end = j + len(core)
+            street_type = None
+            if end < len(values) and values[end] in _TYPE_WORDS:
+                street_type, end = values[end], end + 1
+            mentions.append(_Mention(StreetName(direction, core, street_type), i, end))
+            i = end
+        return mentions
+
+    def _street_hits(self, values: list[str]) -> list[_Hit]:
+        mentions, hits = self._mentions(values), []
+        for m1, m2 in zip(mentions, mentions[1:]):
+            if not (m2.start == m1.end + 1 and values[m1.end] in CONNECTORS):
+                continue
+            found = []
+            for place, a, b in self._pairs.get(frozenset((m1.street.core, m2.street.core)), ()):
+                first, second = (a, b) if a.core == m1.street.core else (b, a)
+                s1, s2 = _agreement(m1.street, first), _agreement(m2.street, second)
+                agrees = s1 is not None and s2 is not None
+                found.append(_Hit(place, CONFIDENCE["intersection"] if agrees else MISMATCH_CONFIDENCE,
+                                  (s1 or 0) + (s2 or 0) if agrees else -1, (m1.start, m2.end)))
+            best = max((h.confidence for h in found), default=None)
+            hits.extend(h for h in found if h.confidence == best)
+        for m in mentions:
+            # A bare word like "state" is too common to place a post; require "State St".
+            if m.street.street_type is None:
+                continue
+            for place, street in self._streets.get(m.street.core, ()):
+                score = _agreement(m.street, street)
+                if score is not None:
+                    hits.append(_Hit(place, CONFIDENCE["street"], score, (m.start, m.end)))
+        return hits
+
+    def _name_hits(self, values: list[str]) -> list[_Hit]:
+        hits, i = [], 0
+        while i < len(values):
+            for length in range(min(self._max_name, len(values) - i), 0, -1):
+                places = self._names.get(tuple(values[i : i + length]))
+                if places:
+                    for place in places:
+                        hits.append(_Hit(place, CONFIDENCE.get(place.kind, CONFIDENCE["landmark"]), 0, (i, i + length)))
+                    i += length
+                    break
+            else:
+                i += 1
+        return hits
+
+    def match(self, text: str) -> LocationResult | None:
+        """The one place named in ``text``.
+
+        Args:
+            text: a post's text.
+
+        Returns:
+            A ``"text"`` result, or None when nothing matched or the best matches disagree
+            (two places more than 150 m apart equally well named).
+        """
+        tokens = tokenize(text)
+        values = [t.value for t in tokens]
+        hits = self._street_hits(values) + self._name_hits(values)
+        if not hits:
+            return None
+        top = max(h.confidence for h in hits)
+        hits = [h for h in hits if h.confidence == top]
+        best_score = max(h.score for h in hits)
+        hits = sorted((h for h in hits if h.score == best_score), key=lambda h: h.place.place_id)
+        lats = np.array([h.place.lat for h in hits])
+        lons = np.array([h.place.lon for h in hits])
+        lat, lon = float(lats.mean()), float(lons.mean())
+        if float(np.max(haversine_m(lats, lons, lat, lon))) > SAME_PLACE_M:
+            return None
+        start, end = hits[0].span
+        return LocationResult(lat, lon, "text", top, _span_text(text, tokens, start, end), hits[0].place.place_id)
+
+
+def _span_text(text: str, tokens: list[Token], start: int, end: int) -> str:
+    return text[tokens[start].start : tokens[end - 1].end]
+
+
+def locate(
+    lat: float | None,
+    lon: float | None,
+    text: str | None,
+    place_bbox: tuple[float, float, float, float] | None,
+    gazetteer: Gazetteer | None,
+) -> LocationResult:
+    """Locate one post by the most trusted evidence it has.
+
+    Args:
+        lat: the post's geotag latitude, if any.
+        lon: the post's geotag longitude, if any.
+        text: the post's text.
+        place_bbox: the platform's place box ``(min_lon, min_lat, max_lon, max_lat)``, if any.
+        gazetteer: the city's gazetteer, or None when the GIS offers none.
+
+    Returns:
+        geotag > text match > place box centre > none.
+    """
+    if lat is not None and lon is not None:
+        return LocationResult(float(lat), float(lon), "geotag", CONFIDENCE["geotag"])
+    if gazetteer is not None and text:
+        found = gazetteer.match(text)
+        if found is not None:
+            return found
+    if place_bbox is not None:
+        min_lon, min_lat, max_lon, max_lat = place_bbox
+        return LocationResult((min_lat + max_lat) / 2, (min_lon + max_lon) / 2, "place_bbox", CONFIDENCE["place_bbox"])
+    return LocationResult(None, None, "none", 0.0)

@@ -1,0 +1,86 @@
+"""Street-name normalisation shared by the gazetteer and the text it searches.
+
+Residents write "State St", "state", "N. State Street"; a city's street file says
+"N STATE ST". Both sides go through the same canonical tokens (``st`` and ``street`` become
+``street``, ``n`` and ``north`` become ``north``, ``&`` becomes ``and``), and a street name is
+split into its direction prefix, its core ("state") and its type suffix ("street"), so a
+mention can match on the core and use the prefix and suffix, when given, to disambiguate.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DIRECTIONS = {"n": "north", "north": "north", "s": "south", "south": "south",
+              "e": "east", "east": "east", "w": "west", "west": "west"}
+STREET_TYPES = {
+    "st": "street", "street": "street", "str": "street", "ave": "avenue", "av": "avenue",
+    "avenue": "avenue", "blvd": "boulevard", "boulevard": "boulevard", "rd": "road", "road": "road",
+    "dr": "drive", "drive": "drive", "pkwy": "parkway", "parkway": "parkway", "pl": "place",
+    "place": "place", "ct": "court", "court": "court", "ln": "lane", "lane": "lane",
+    "hwy": "highway", "highway": "highway", "ter": "terrace", "terrace": "terrace",
+    "sq": "square", "square": "square", "expy": "expressway", "expressway": "expressway",
+    "way": "way", "cir": "circle", "circle": "circle", "plz": "plaza", "plaza": "plaza",
+}
+# Tokens that join two street names into an intersection ("&" and "/" are read as "and").
+CONNECTORS = frozenset({"and", "at", "x"})
+
+# URLs and @handles are skipped; words keep their character span in the original text.
+_TOKEN = re.compile(r"(?P<skip>https?://\S+|@\w+)|(?P<word>[A-Za-z0-9]+(?:'[A-Za-z]+)?)|(?P<sym>[&/@+])")
+
+
+@dataclass(frozen=True)
+class Token:
+    """One canonical token and its character span in the original text."""
+
+    value: str
+    start: int
+    end: int
+
+
+def canonical(word: str) -> str:
+    """The canonical form of one lower-cased word (abbreviations expanded)."""
+    word = word.replace("'", "")
+    return DIRECTIONS.get(word) or STREET_TYPES.get(word) or word
+
+
+def tokenize(text: str) -> list[Token]:
+    """Canonical tokens of free text, with spans into ``text``."""
+    tokens = []
+    for m in _TOKEN.finditer(text):
+        if m.group("skip"):
+            continue
+        if m.group("sym"):
+            value = "at" if m.group("sym") == "@" else "and"
+        else:
+            value = canonical(m.group("word").lower())
+        tokens.append(Token(value, m.start(), m.end()))
+    return tokens
+
+
+@dataclass(frozen=True)
+class StreetName:
+    """A street name split into direction prefix, core words and type suffix."""
+
+    direction: str | None
+    core: tuple[str, ...]
+    street_type: str | None
+
+
+def parse_street(name: str) -> StreetName:
+    """Split a street name such as ``"N STATE ST"`` into ``(north, ("state",), street)``."""
+    words = [t.value for t in tokenize(name)]
+    direction = street_type = None
+    if len(words) > 1 and words[0] in DIRECTIONS.values():
+        direction, words = words[0], words[1:]
+    if len(words) > 1 and words[-1] in STREET_TYPES.values():
+        street_type, words = words[-1], words[:-1]
+    return StreetName(direction, tuple(words), street_type)
+
+
+def split_intersection(name: str) -> tuple[str, str] | None:
+    """The two street names of an intersection name like ``"N STATE ST & W MADISON ST"``."""
+    parts = re.split(r"\s*(?:&|/|\band\b|\bat\b)\s*", name, flags=re.IGNORECASE)
+    parts = [p for p in parts if p.strip()]
+    return (parts[0], parts[1]) if len(parts) == 2 else None

@@ -1,0 +1,26 @@
+"""The Dagster code location: one small ``defs()`` per area, merged.
+
+Run ``dagster dev`` from the repository root (workspace.yaml points here) with
+``SOCIAL311_CONFIG`` naming the city YAML.
+"""
+
+import dagster as dg
+
+from social311.orchestration import gis, incidents, ingest, ml, reporting, ticketing, transforms
+from social311.orchestration.jobs import jobs_defs
+from social311.orchestration.resources import CityResource
+
+
+def build_defs() -> dg.Definitions:
+    """All assets, checks, jobs and schedules, with resources resolved at run time."""
+    return dg.Definitions.merge(
+        ingest.defs(), gis.defs(), ml.defs(), transforms.defs(), incidents.defs(), ticketing.defs(), reporting.defs(),
+        jobs_defs(),
+        dg.Definitions(resources={
+            "city": CityResource(config_path=dg.EnvVar("SOCIAL311_CONFIG")),
+            "dbt": transforms.dbt_resource(),
+        }),
+    )
+
+
+defs = build_defs()

@@ -1,0 +1,121 @@
+"""Great Expectations suites run as Dagster asset checks.
+
+Each Python asset declares its expectations as plain data (:class:`Suite`); ``gx_check`` turns a
+suite plus a SQL query into a Dagster asset check that pulls the rows from DuckDB into a pandas
+DataFrame and validates them with GX in an ephemeral context. (GX's own SQL datasource on
+DuckDB is broken in 1.24: see the stack notes.) Checks guarding a side effect are ``blocking``.
+"""
+
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from social311.warehouse import connect
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named list of GX expectations: ``(expectation class name, kwargs)`` pairs."""
+
+    name: str
+    expectations: Sequence[tuple[str, dict[str, Any]]] = field(default_factory=tuple)
+
+
+def _batch_definition():
+    # Imported lazily: GX costs ~3 s to import, paid once per process and only when checks run.
+    # A fresh ephemeral context per validation (~20 ms): GX keeps a process-global "current
+    # context", and a cached one is not always the current one when the next check runs.
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    asset = context.data_sources.add_pandas("social311").add_dataframe_asset(name="rows")
+    return asset.add_batch_definition_whole_dataframe("all_rows")
+
+
+def validate(frame: pd.DataFrame, suite: Suite) -> tuple[bool, dict[str, Any]]:
+    """Validate a DataFrame against a suite.
+
+    Returns:
+        (success, metadata) where metadata lists each failed expectation with its unexpected
+        count and a few unexpected values, ready for Dagster check metadata.
+    """
+    import great_expectations as gx
+
+    batch_definition = _batch_definition()  # creates the context the suite below needs
+    gx_suite = gx.ExpectationSuite(name=suite.name)
+    for class_name, kwargs in suite.expectations:
+        gx_suite.add_expectation(getattr(gx.expectations, class_name)(**kwargs))
+    result = batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(gx_suite)
+    failures = {}
+    for item in result.results:
+        if not item.success:
+            config = item.expectation_config
+            key = f"{config.type}({config.kwargs.get('column', '')})"
+            failures[key] = {
+                "unexpected_count": item.result.get("unexpected_count"),
+                "examples": [str(v)[:80] for v in (item.result.get("partial_unexpected_list") or [])[:5]],
+                "observed": str(item.result.get("observed_value", ""))[:200],
+            }
+    metadata = {
+        "rows": len(frame),
+        "expectations": len(suite.expectations),
+        "failed": len(failures),
+        "failures": dg.MetadataValue.json(failures),
+    }
+    return bool(result.success), metadata
+
+
+def gx_check(
+    *,
+    asset: dg.AssetKey | str | Sequence[str],
+    suite: Suite,
+    query: str,
+    blocking: bool = False,
+    description: str,
+) -> dg.AssetChecksDefinition:
+    """A Dagster asset check validating ``query``'s rows against ``suite``.
+
+    Args:
+        asset: the asset key the check is attached to.
+        suite: the expectations.
+        query: SQL run on the warehouse; its result is the DataFrame validated.
+        blocking: when true, a failure stops downstream assets in the same run.
+        description: one line shown in the UI.
+    """
+
+    @dg.asset_check(asset=asset, name=suite.name, blocking=blocking, description=description,
+                    required_resource_keys={"city"})
+    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        with connect(context.resources.city.load().duckdb_path) as con:
+            frame = con.execute(query).df()
+        success, metadata = validate(frame, suite)
+        return dg.AssetCheckResult(passed=success, metadata=metadata)
+
+    return _check
+
+
+def sql_check(
+    *, asset: dg.AssetKey | str | Sequence[str], name: str, query: str, description: str, blocking: bool = False
+) -> dg.AssetChecksDefinition:
+    """A check that passes when ``query`` (which selects offending rows) returns none."""
+
+    @dg.asset_check(asset=asset, name=name, blocking=blocking, description=description,
+                    required_resource_keys={"city"})
+    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        with connect(context.resources.city.load().duckdb_path) as con:
+            offending = con.execute(query).fetchall()
+        return dg.AssetCheckResult(passed=not offending, metadata={"offending_rows": len(offending),
+                                                                  "examples": str(offending[:5])[:500]})
+
+    return _check
+
+
+

@@ -1,0 +1,69 @@
+"""Dagster resources: the city deployment and what is built from it (plugins, secrets).
+
+Settings are read when a resource is used, never at import time, so definitions load the same
+everywhere. The Open311 api_key is read from the environment variable the city config names,
+at run time, and handed to the plugin: it never becomes Dagster config, so it never reaches the
+event log or the UI.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from social311.config import CityConfig, load_config
+from social311.integrations import registry
+from social311.integrations.gis.base import GISPlugin
+from social311.integrations.sources.base import SourcePlugin
+from social311.integrations.ticketing.base import TicketingPlugin
+
+PSEUDONYM_KEY_ENV = "SOCIAL311_PSEUDONYM_KEY"
+
+
+class CityResource(dg.ConfigurableResource):
+    """The city deployment: its validated YAML config and the plugins it names."""
+
+    config_path: str
+
+    _config: CityConfig | None = PrivateAttr(default=None)
+
+    def load(self) -> CityConfig:
+        """The validated city config (read once per resource instance)."""
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def sources(self) -> list[SourcePlugin]:
+        """Every configured source plugin."""
+        return [registry.build("sources", ref) for ref in self.load().sources]
+
+    def gis(self) -> GISPlugin:
+        """The configured GIS plugin."""
+        return registry.build("gis", self.load().gis)
+
+    def ticketing(self) -> TicketingPlugin:
+        """The configured ticketing plugin, with its secret resolved from the environment."""
+        ref = self.load().ticketing
+        secret_env = ref.config.get("api_key_env")
+        secret = os.environ.get(secret_env) if secret_env else None
+        return registry.build("ticketing", ref, api_key=secret)
+
+    def pseudonym_key(self) -> str:
+        """Key for hashing author handles: from the environment, else a random per-warehouse key.
+
+        The fallback key is kept in a file beside the warehouse (mode 600), never in DuckDB, so
+        the warehouse alone cannot be used to test guesses of who wrote what.
+        """
+        from_env = os.environ.get(PSEUDONYM_KEY_ENV)
+        if from_env:
+            return from_env
+        key_file = Path(self.load().duckdb_path).with_suffix(".pseudonym-key")
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_hex(32))
+            key_file.chmod(0o600)
+        return key_file.read_text().strip()

@@ -1,0 +1,117 @@
+"""Ticketing: the city's Open311 catalog in, one ticket per ready incident out, exactly once."""
+
+
+from datetime import datetime, timezone
+
+import dagster as dg
+
+from social311.integrations.ticketing.ledger import TicketLedger, marker_for
+from social311.orchestration.quality import Suite, gx_check, sql_check
+from social311.orchestration.resources import CityResource
+from social311.records import TicketRequest
+from social311.warehouse import connect, insert_many
+
+SERVICE_CATALOG = dg.AssetKey(["ops", "service_catalog"])
+INCIDENTS = dg.AssetKey(["ops", "incidents"])
+INCIDENT_POSTS = dg.AssetKey(["ops", "incident_posts"])
+TICKET_LEDGER = dg.AssetKey(["ops", "ticket_ledger"])
+
+
+@dg.asset(key=SERVICE_CATALOG, group_name="ticketing", compute_kind="open311")
+def service_catalog(context: dg.AssetExecutionContext, city: CityResource) -> dg.MaterializeResult:
+    """The city's Open311 service catalog (GET services), refreshed each run."""
+    services = city.ticketing().services()
+    now = datetime.now(timezone.utc)
+    with connect(city.load().duckdb_path) as con:
+        con.execute("begin transaction")
+        con.execute("delete from ops.service_catalog")
+        insert_many(
+            con,
+            "insert into ops.service_catalog values (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(s.service_code, s.service_name, s.description, s.metadata, s.type, list(s.keywords), s.group, now) for s in services],
+        )
+        con.execute("commit")
+    return dg.MaterializeResult(metadata={"services": len(services)})
+
+
+def ticket_request(incident: dict, *, city_name: str, attributes: dict | None = None) -> TicketRequest:
+    """The Open311 request for one incident: its place, its words (masked) and its marker."""
+    posts = incident["post_count"]
+    ward = f" Ward {incident['ward_id']}." if incident["ward_id"] else ""
+    header = f"Reported by {posts} resident post{'s' if posts != 1 else ''} on social media (via social311, {city_name}).{ward}"
+    marker = marker_for(incident["incident_id"])
+    budget = 4000 - len(header) - len(marker) - 4
+    text = incident["representative_text"][:budget]
+    return TicketRequest(service_code=incident["service_code"], lat=incident["lat"], lon=incident["lon"],
+                         description=f"{header}\n\n{text}\n\n{marker}", attributes=attributes or {})
+
+
+@dg.asset(key=TICKET_LEDGER, deps=[INCIDENTS, INCIDENT_POSTS, SERVICE_CATALOG], group_name="ticketing", compute_kind="open311")
+def ticket_ledger(context: dg.AssetExecutionContext, city: CityResource) -> dg.MaterializeResult:
+    """Files one Open311 ticket per ready incident through the exactly-once ledger (dry run unless enabled)."""
+    cfg = city.load()
+    plugin = city.ticketing() if cfg.filing_enabled else None
+    with connect(cfg.duckdb_path) as con:
+        cur = con.execute("select * from ops.incidents where status = 'ready' order by first_seen_at, incident_id")
+        names = [d[0] for d in cur.description]
+        ready = {row[0]: dict(zip(names, row)) for row in cur.fetchall()}
+        with_definition = {r[0] for r in con.execute("select service_code from ops.service_catalog where metadata").fetchall()}
+        ledger = TicketLedger(con)
+        due = ledger.due(ready)
+        outcomes: dict[str, int] = {}
+        for done, incident_id in enumerate(due, start=1):
+            code = ready[incident_id]["service_code"]
+            attributes, problems = dict(cfg.service_attributes.get(code, {})), []
+            if plugin is not None and code in with_definition:
+                attributes, problems = plugin.check_attributes(code, attributes)
+            request = ticket_request(ready[incident_id], city_name=cfg.city, attributes=attributes)
+            if problems:
+                ledger.hold(incident_id, request, "attributes: " + "; ".join(problems))
+                state = "held"
+            elif plugin is None:
+                ledger.draft(incident_id, request)
+                state = "dry_run"
+            else:
+                state = ledger.file(plugin, incident_id, request).state
+            outcomes[state] = outcomes.get(state, 0) + 1
+            if done % 10 == 0 or done == len(due):
+                context.log.info(f"tickets filed {done}/{len(due)}: {outcomes}")
+        resolved = ledger.resolve_tokens(plugin) if plugin is not None else 0
+        states = dict(con.execute("select state, count(*) from ops.ticket_ledger group by state").fetchall())
+    return dg.MaterializeResult(metadata={"attempted": len(due), "tokens_resolved": resolved,
+                                          **{f"this_run_{k}": v for k, v in outcomes.items()},
+                                          **{f"ledger_{k}": v for k, v in states.items()}})
+
+
+ledger_suite = Suite(
+    name="ticket_ledger_expectations",
+    expectations=(
+        ("ExpectColumnValuesToBeUnique", {"column": "incident_id"}),
+        ("ExpectColumnValuesToBeUnique", {"column": "marker"}),
+        ("ExpectColumnValuesToBeInSet", {"column": "state", "value_set": [
+            "pending", "submitted", "awaiting_token", "retry_wait", "failed", "linked", "dry_run", "held"]}),
+        ("ExpectColumnValuesToNotBeNull", {"column": "service_code"}),
+    ),
+)
+
+
+def defs() -> dg.Definitions:
+    return dg.Definitions(
+        assets=[service_catalog, ticket_ledger],
+        asset_checks=[
+            gx_check(asset=SERVICE_CATALOG, suite=Suite(name="service_catalog_expectations", expectations=(
+                ("ExpectTableRowCountToBeBetween", {"min_value": 1}),
+                ("ExpectColumnValuesToBeUnique", {"column": "service_code"}),
+                ("ExpectColumnValuesToNotBeNull", {"column": "service_name"}),
+                ("ExpectColumnValuesToBeInSet", {"column": "type", "value_set": ["realtime", "batch", "blackbox"]}),
+            )), blocking=True, description="The catalog is non-empty, codes unique, types known (typing and filing depend on it).",
+                query="select service_code, service_name, type from ops.service_catalog"),
+            gx_check(asset=TICKET_LEDGER, suite=ledger_suite, description="One ledger row per incident, known states.",
+                     query="select incident_id, marker, state, service_code from ops.ticket_ledger"),
+            sql_check(asset=TICKET_LEDGER, name="no_duplicate_tickets", description="No service request id is recorded for two incidents.",
+                      query="select service_request_id from ops.ticket_ledger where service_request_id is not null "
+                            "group by 1 having count(*) > 1"),
+            sql_check(asset=TICKET_LEDGER, name="no_failed_tickets", description="No ticket ended failed (see last_error).",
+                      query="select incident_id, last_error from ops.ticket_ledger where state = 'failed'"),
+        ],
+    )

@@ -1,0 +1,84 @@
+"""The dbt project as Dagster assets: staging, intermediate and marts, each its own step.
+
+The layers are three ``@dbt_assets`` because Python assets sit between them (ML between staging
+and the ward join, incidents and filing between the ward join and the marts). dbt tests load as
+asset checks. dbt runs as a subprocess against the same DuckDB file, so no Python connection is
+open while it runs (DuckDB has one writer per file).
+"""
+
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+
+from social311.orchestration.resources import CityResource
+from social311.transforms import PROJECT_DIR
+from social311.warehouse import extension_dir
+
+MANIFEST = PROJECT_DIR / "target" / "manifest.json"
+
+
+def dbt_executable() -> str:
+    """The dbt of this interpreter's environment (works whether or not the venv is activated)."""
+    candidate = Path(sys.executable).with_name("dbt")
+    return str(candidate) if candidate.exists() else "dbt"
+
+
+def dbt_env(duckdb_path: str | Path) -> dict[str, str]:
+    """What dbt's profiles.yml reads: the warehouse file and the packaged spatial extension."""
+    return {"SOCIAL311_DUCKDB_PATH": str(duckdb_path), "SOCIAL311_DUCKDB_EXTENSION_DIR": extension_dir(),
+            "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+
+
+def ensure_manifest() -> Path:
+    """Parse the dbt project when its manifest is missing or older than any model file."""
+    sources = [p for p in PROJECT_DIR.rglob("*") if p.suffix in {".sql", ".yml"} and "target" not in p.parts]
+    if MANIFEST.exists() and all(p.stat().st_mtime <= MANIFEST.stat().st_mtime for p in sources):
+        return MANIFEST
+    subprocess.run([dbt_executable(), "parse", "--quiet", "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)],
+                   check=True, env={**os.environ, **dbt_env(PROJECT_DIR / "target" / "parse.duckdb")})
+    return MANIFEST
+
+
+class Translator(DagsterDbtTranslator):
+    """Short descriptions (the model's own), group from ``meta.dagster.group`` in dbt_project.yml."""
+
+    def get_description(self, dbt_resource_props: Mapping[str, Any]) -> str:
+        return dbt_resource_props.get("description") or f"dbt {dbt_resource_props['resource_type']} {dbt_resource_props['name']}"
+
+
+TRANSLATOR = Translator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, city: CityResource):
+    # dbt's profile reads these; the subprocess inherits them.
+    os.environ.update(dbt_env(city.load().duckdb_path))
+    yield from dbt.cli(["build"], context=context).stream()
+
+
+def layer_assets(manifest: Path) -> list[dg.AssetsDefinition]:
+    """One ``@dbt_assets`` per layer folder."""
+    assets = []
+    for layer in ("staging", "intermediate", "marts"):
+
+        @dbt_assets(manifest=manifest, select=f"social311.{layer}", name=f"dbt_{layer}", dagster_dbt_translator=TRANSLATOR)
+        def _layer(context: dg.AssetExecutionContext, dbt: DbtCliResource, city: CityResource):
+            yield from _build(context, dbt, city)
+
+        assets.append(_layer)
+    return assets
+
+
+def dbt_resource() -> DbtCliResource:
+    return DbtCliResource(project_dir=DbtProject(project_dir=PROJECT_DIR, profiles_dir=PROJECT_DIR),
+                          dbt_executable=dbt_executable())
+
+
+def defs() -> dg.Definitions:
+    return dg.Definitions(assets=layer_assets(ensure_manifest()))

@@ -1,0 +1,132 @@
+"""Merging posts into incidents: every rule, table-driven, with hand-made embeddings."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from social311.models.geo import haversine_m
+from social311.models.incidents import PostForMerge, incident_id, merge_posts
+
+T0 = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
+LAT, LON = 41.8820, -87.6278
+# One degree of latitude is ~111.2 km, so this many degrees is one metre northwards.
+M_PER_DEG = 111_195.0
+SETTINGS = dict(radius_m=250, window_hours=72, text_similarity=0.5, unlocated_text_similarity=0.8)
+
+
+def vec(cos_to_base: float) -> np.ndarray:
+    """A unit vector whose cosine with ``vec(1.0)`` is ``cos_to_base``."""
+    return np.array([cos_to_base, np.sqrt(max(0.0, 1 - cos_to_base**2)), 0, 0], dtype=np.float32)
+
+
+def post(pid, order=0, *, hours=0.0, type_id="svc-pothole", north_m=0.0, located=True, cos=1.0,
+         repost_of=None, relevance=1.0, loc_conf=0.9, type_sim=0.6):
+    return PostForMerge(
+        post_id=pid, seen_order=order, created_at=T0 + timedelta(hours=hours), type_id=type_id,
+        lat=LAT + north_m / M_PER_DEG if located else None, lon=LON if located else None,
+        embedding=vec(cos), repost_of=repost_of, relevance=relevance,
+        location_confidence=loc_conf if located else 0.0, type_similarity=type_sim,
+    )
+
+
+def groups(incidents):
+    return sorted(sorted(inc.post_ids) for inc in incidents)
+
+
+@pytest.mark.parametrize(
+    "second, merged, reason",
+    [
+        (post("b", 1, north_m=100), True, "near+similar"),
+        (post("b", 1, north_m=240), True, "near+similar"),  # just inside 250 m
+        (post("b", 1, north_m=260), False, None),  # just outside
+        (post("b", 1, hours=71), True, "near+similar"),
+        (post("b", 1, hours=73), False, None),  # outside the 72 h window
+        (post("b", 1, hours=-73), False, None),  # window is symmetric
+        (post("b", 1, type_id="svc-streetlight"), False, None),  # different types never merge
+        (post("b", 1, cos=0.55), True, "near+similar"),
+        (post("b", 1, cos=0.45), False, None),  # same place, different words
+        (post("b", 1, located=False, cos=0.85), True, "text-only"),
+        (post("b", 1, located=False, cos=0.7), False, None),  # stricter bar without a location
+        (post("b", 1, north_m=5000, cos=0.95), False, None),  # far apart located posts need the radius
+        (post("b", 1, loc_conf=0.3, north_m=0, cos=0.7), False, None),  # a place-box centre is no location
+        (post("b", 1, loc_conf=0.3, north_m=0, cos=0.85), True, "text-only"),
+        (post("b", 1, type_id="svc-streetlight", repost_of="a", north_m=9000, hours=200, cos=0.0), True, "repost"),
+        (post("b", 1, type_id=None), False, None),  # no type is not the same type
+    ],
+)
+def test_pair_rules(second, merged, reason):
+    incidents = merge_posts([post("a", 0), second], **SETTINGS)
+    assert len(incidents) == (1 if merged else 2)
+    if merged:
+        assert incidents[0].merge_reasons == {"a": "anchor", "b": reason}
+
+
+def test_untyped_posts_merge_among_themselves():
+    incidents = merge_posts([post("a", 0, type_id=None), post("b", 1, type_id=None)], **SETTINGS)
+    assert groups(incidents) == [["a", "b"]] and incidents[0].type_id is None
+
+
+def test_distance_helper_matches_test_geometry():
+    assert haversine_m(LAT, LON, LAT + 240 / M_PER_DEG, LON) == pytest.approx(240, abs=1)
+
+
+def test_merges_are_transitive_and_reasons_follow_the_walk():
+    posts = [post("a", 0), post("b", 1, north_m=200), post("c", 2, north_m=400), post("r", 3, repost_of="c")]
+    (inc,) = merge_posts(posts, **SETTINGS)
+    assert inc.post_ids == ("a", "b", "c", "r")
+    assert inc.merge_reasons == {"a": "anchor", "b": "near+similar", "c": "near+similar", "r": "repost"}
+
+
+def test_id_is_stable_when_a_later_post_joins():
+    first = merge_posts([post("p2", 5), post("p9", 7, north_m=50)], **SETTINGS)
+    later = merge_posts([post("p2", 5), post("p9", 7, north_m=50), post("p1", 9, north_m=20)], **SETTINGS)
+    assert [i.incident_id for i in first] == [i.incident_id for i in later] == [incident_id("p2")]
+    assert later[0].incident_id == "inc-" + __import__("hashlib").sha1(b"p2").hexdigest()[:12]
+
+
+def test_anchor_tie_on_seen_order_breaks_by_post_id():
+    (inc,) = merge_posts([post("zz", 1), post("aa", 1, north_m=10)], **SETTINGS)
+    assert inc.incident_id == incident_id("aa") and inc.merge_reasons["aa"] == "anchor"
+
+
+def test_location_is_the_best_located_member_and_ties_average():
+    posts = [post("a", 0, loc_conf=0.9), post("b", 1, north_m=100, loc_conf=0.95), post("c", 2, north_m=200, loc_conf=0.95)]
+    (inc,) = merge_posts(posts, **SETTINGS)
+    assert inc.lat == pytest.approx(LAT + 150 / M_PER_DEG) and inc.lon == pytest.approx(LON)
+
+
+def test_unlocated_incident_has_no_point_and_lower_confidence():
+    unlocated = merge_posts([post("a", 0, located=False)], **SETTINGS)[0]
+    located = merge_posts([post("a", 0)], **SETTINGS)[0]
+    assert (unlocated.lat, unlocated.lon) == (None, None)
+    assert 0 <= unlocated.confidence < located.confidence <= 1
+
+
+@pytest.mark.parametrize(
+    "relevance, loc_conf, type_sim, expected",
+    [(1.0, 0.9, 0.6, 1.0 * 0.95 * 0.8), (0.5, 0.9, 0.6, 0.5 * 0.95 * 0.8), (1.0, 0.9, 1.5, 0.95), (0.0, 0.9, 0.6, 0.0)],
+)
+def test_confidence_formula(relevance, loc_conf, type_sim, expected):
+    (inc,) = merge_posts([post("a", 0, relevance=relevance, loc_conf=loc_conf, type_sim=type_sim)], **SETTINGS)
+    assert inc.confidence == pytest.approx(expected)
+
+
+def test_representative_is_closest_to_centroid_and_times_span_members():
+    posts = [post("a", 0, cos=0.6), post("b", 1, hours=5, cos=0.9), post("c", 2, hours=10, cos=0.99)]
+    (inc,) = merge_posts(posts, **{**SETTINGS, "text_similarity": 0.5})
+    assert inc.representative_post_id == "b"
+    assert (inc.first_seen_at, inc.last_seen_at) == (T0, T0 + timedelta(hours=10))
+
+
+def test_repost_of_unknown_original_stands_alone_and_is_merged_normally():
+    incidents = merge_posts([post("a", 0), post("b", 1, repost_of="gone", north_m=30)], **SETTINGS)
+    assert groups(incidents) == [["a", "b"]] and incidents[0].merge_reasons["b"] == "near+similar"
+
+
+def test_empty_input_and_duplicate_ids():
+    assert merge_posts([], **SETTINGS) == []
+    with pytest.raises(ValueError):
+        merge_posts([post("a"), post("a")], **SETTINGS)

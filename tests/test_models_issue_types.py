@@ -1,0 +1,109 @@
+"""Issue types: services as centroids, assignment, and stable candidate types from clustering."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from social311.models.embeddings import get_embedder
+from social311.models.issue_types import (
+    assign_types, candidate_id, propose_candidates, service_type_ids, service_types, slug,
+)
+from social311.models.terms import distinctive_terms
+from social311.records import Service
+
+# Shaped like a sandbox Open311 catalog: integer-ish and free-form codes, empty keywords.
+SERVICES = [
+    Service(service_code="POT-01", service_name="Pothole in Street", description="Report a pothole or damaged road surface"),
+    Service(service_code="SL 2", service_name="Street Light Out", description="A street light or alley light is dark or flickering",
+            keywords=("streetlight", "lamp")),
+    Service(service_code="4fd3b167e750846744000005", service_name="Garbage Cart / Missed Pickup",
+            description="Trash was not collected or a garbage cart is damaged"),
+    Service(service_code="GRAF", service_name="Graffiti Removal", description="Paint or tags on public property"),
+]
+
+POSTS = {
+    "svc-pot-01": ["there's a crater in the road on 5th, almost wrecked my car",
+                   "huge hole in the pavement by the bus stop"],
+    "svc-sl-2": ["the lamp post outside my house has been dark all week", "street lights are out on our whole block"],
+    "svc-4fd3b167e750846744000005": ["nobody collected our trash this week, bins overflowing",
+                                     "garbage truck skipped the alley again"],
+}
+
+SCOOTERS = ["rental scooters dumped across the sidewalk again", "pile of e-scooters blocking the sidewalk ramp",
+            "abandoned scooters lying all over the sidewalk by the station", "three scooters knocked over blocking the sidewalk"]
+
+
+@pytest.fixture(scope="module")
+def types():
+    return service_types(SERVICES, get_embedder())
+
+
+def test_service_types_have_stable_ids_and_map_to_codes(types):
+    assert [(t.type_id, t.service_code, t.status) for t in types] == [
+        ("svc-pot-01", "POT-01", "mapped"), ("svc-sl-2", "SL 2", "mapped"),
+        ("svc-4fd3b167e750846744000005", "4fd3b167e750846744000005", "mapped"), ("svc-graf", "GRAF", "mapped"),
+    ]
+    assert all(t.centroid.shape == (384,) and abs(np.linalg.norm(t.centroid) - 1) < 1e-5 for t in types)
+    again = service_types(list(reversed(SERVICES)) + [SERVICES[0]], get_embedder())
+    assert {t.type_id for t in again} == {t.type_id for t in types}
+
+
+@pytest.mark.parametrize("type_id, texts", list(POSTS.items()))
+def test_posts_map_to_the_right_service(types, type_id, texts):
+    assigned = assign_types(get_embedder().encode(texts), types, min_similarity=0.25)
+    assert [a for a, _ in assigned] == [type_id] * len(texts)
+
+
+def test_below_threshold_gets_no_type(types):
+    ((type_id, score),) = assign_types(get_embedder().encode(["pothole in the road"]), types, min_similarity=0.99)
+    assert type_id is None and 0 < score < 0.99
+    assert assign_types(np.zeros((2, 384), np.float32), [], 0.2) == [(None, 0.0), (None, 0.0)]
+
+
+@pytest.mark.parametrize(
+    "code, expected", [("POT-01", "pot-01"), ("SL 2", "sl-2"), ("  Street/Light  ", "street-light"), ("!!", "x")]
+)
+def test_slug(code, expected):
+    assert slug(code) == expected
+
+
+def test_colliding_slugs_get_distinct_ids():
+    ids = service_type_ids([Service(service_code="a b", service_name="x"), Service(service_code="A-B", service_name="y")])
+    assert len(set(ids.values())) == 2 and all(i.startswith("svc-a-b-") for i in ids.values())
+
+
+def _candidates(texts, ids, existing=()):
+    return propose_candidates(get_embedder().encode(texts), texts, ids, list(existing), min_cluster_size=3,
+                              distance_threshold=0.5)
+
+
+def test_candidate_found_labelled_and_stable_across_runs(types):
+    noise = ["my favourite band is touring", "what time is brunch"]
+    first = _candidates(SCOOTERS[:3] + noise, ["t:05", "t:07", "t:09", "t:10", "t:11"], types)
+    assert len(first) == 1
+    cand = first[0]
+    assert cand.type_id == candidate_id(["t:07", "t:05", "t:09"]) and cand.status == "candidate"
+    assert cand.service_code is None and "scooters" in cand.top_terms[:3] and "scooters" in cand.label
+    # A later run sees the same posts plus more: same id, and no duplicate once it exists.
+    more = SCOOTERS + noise + ["lovely weather today"]
+    ids = ["t:05", "t:07", "t:09", "t:12", "t:10", "t:11", "t:13"]
+    assert [c.type_id for c in _candidates(more, ids, types)] == [cand.type_id]
+    assert _candidates(more, ids, [*types, cand]) == []
+
+
+def test_cluster_close_to_an_existing_type_is_not_a_candidate(types):
+    texts = ["pothole on my street", "big pothole in the road", "another pothole on the avenue"]
+    assert _candidates(texts, ["a", "b", "c"], types) == []
+    assert len(_candidates(texts, ["a", "b", "c"], [])) == 1
+
+
+def test_too_few_posts_and_length_mismatch():
+    assert _candidates(SCOOTERS[:2], ["a", "b"]) == []
+    with pytest.raises(ValueError):
+        propose_candidates(np.zeros((2, 384)), ["a"], ["a", "b"], [])
+
+
+def test_distinctive_terms_prefer_group_words_over_shared_ones():
+    terms = distinctive_terms(["scooter sidewalk city city", "weather sunny city city", "https://x.co @someone the and"])
+    assert terms[0][:2] == ["scooter", "sidewalk"] and terms[1][:2] == ["sunny", "weather"] and terms[2] == []

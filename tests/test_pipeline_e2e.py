@@ -1,0 +1,128 @@
+"""End to end on the demo city: the whole graph materialized against a real sandbox on loopback.
+
+Real components throughout: the DuckDB file with spatial, `dbt build` as a subprocess, the
+packaged embedding model, Great Expectations checks and the Open311 sandbox over HTTP.
+"""
+
+import json
+
+import pytest
+
+from social311.cli import filed_since, run_pipeline
+from social311.config import load_config
+from social311.demo.runner import prepare_demo, write_demo_posts
+from social311.warehouse import connect
+
+pytestmark = pytest.mark.slow
+
+
+def server_requests(cfg) -> list:
+    """Every request the sandbox holds, fetched over HTTP through the ticketing plugin."""
+    from social311.integrations import registry
+
+    plugin = registry.build("ticketing", cfg.ticketing, api_key=None)
+    return plugin.find(service_codes=None)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """Three passes over one demo work folder: first run, rerun, and a run with a new batch."""
+    workdir = tmp_path_factory.mktemp("demo")
+    facts = {}
+    with prepare_demo(workdir) as config_path:
+        cfg = load_config(config_path)
+        result, started = run_pipeline(config_path, dagster_home=workdir / "dagster_home")
+        facts["first"] = {"ok": result.success, "filed": filed_since(cfg.duckdb_path, started), "server": server_requests(cfg)}
+        with connect(cfg.duckdb_path) as con:
+            facts["first"]["signals"] = con.execute("select count(*) from ml.post_signals").fetchone()[0]
+            facts["first"]["scored_at"] = con.execute("select max(scored_at) from ml.post_signals").fetchone()[0]
+
+        result, started = run_pipeline(config_path, dagster_home=workdir / "dagster_home")
+        facts["second"] = {"ok": result.success, "filed": filed_since(cfg.duckdb_path, started), "server": server_requests(cfg)}
+        with connect(cfg.duckdb_path) as con:
+            facts["second"]["signals"] = con.execute("select count(*) from ml.post_signals").fetchone()[0]
+            facts["second"]["scored_at"] = con.execute("select max(scored_at) from ml.post_signals").fetchone()[0]
+
+        write_demo_posts(workdir / "drop", batch=2)
+        result, started = run_pipeline(config_path, dagster_home=workdir / "dagster_home")
+        facts["third"] = {"ok": result.success, "filed": filed_since(cfg.duckdb_path, started), "server": server_requests(cfg)}
+        with connect(cfg.duckdb_path) as con:
+            facts["third"]["signals"] = con.execute("select count(*) from ml.post_signals").fetchone()[0]
+            facts["third"]["posts"] = con.execute("select count(*) from raw.posts").fetchone()[0]
+            facts["ledger"] = con.execute("select incident_id, state, service_request_id, service_code from ops.ticket_ledger").fetchall()
+            facts["incidents"] = con.execute("select incident_id, service_code, ward_id, post_count, status, representative_text from ops.incidents").fetchall()
+            facts["wards"] = {r[0] for r in con.execute("select ward_id from gis.wards").fetchall()}
+            facts["catalog"] = {r[0] for r in con.execute("select service_code from ops.service_catalog").fetchall()}
+            facts["quarantine"] = con.execute("select stage, record_ref, reason from quarantine.records").fetchall()
+            facts["members"] = con.execute("select incident_id, post_id from ops.incident_posts").fetchall()
+        facts["cfg"] = cfg
+        facts["report"] = (cfg.report_dir / "index.html").read_text(encoding="utf-8")
+    return facts
+
+
+def test_first_run_files_tickets_with_wards_and_service_codes(demo):
+    first = demo["first"]
+    assert first["ok"]
+    assert len(first["filed"]) >= 10, first["filed"]
+    for request_id, service_name, ward_id, posts in first["filed"]:
+        assert request_id, "every realtime ticket has a service request id"
+        assert ward_id in demo["wards"]
+        assert posts >= 1
+    submitted = [row for row in demo["ledger"] if row[1] == "submitted"]
+    assert {row[3] for row in submitted} <= demo["catalog"]
+
+
+def test_several_posts_about_one_incident_become_one_ticket(demo):
+    assert any(posts >= 2 for *_, posts in demo["first"]["filed"]), "the demo has multi-post incidents"
+
+
+def test_the_server_holds_exactly_the_tickets_of_the_ledger(demo):
+    server_ids = [r.service_request_id for r in demo["third"]["server"]]
+    ledger_ids = [row[2] for row in demo["ledger"] if row[2]]
+    assert len(server_ids) == len(set(server_ids))
+    assert sorted(server_ids) == sorted(ledger_ids), "no duplicate and no lost ticket on the server"
+
+
+def test_a_second_run_files_nothing_and_embeds_nothing(demo):
+    second = demo["second"]
+    assert second["ok"]
+    assert second["filed"] == []
+    assert len(second["server"]) == len(demo["first"]["server"])
+    assert second["signals"] == demo["first"]["signals"]
+    assert second["scored_at"] == demo["first"]["scored_at"], "no post was scored (embedded) twice"
+
+
+def test_a_new_batch_is_processed_incrementally(demo):
+    third = demo["third"]
+    assert third["ok"]
+    assert third["posts"] > demo["first"]["signals"]
+    assert third["signals"] == third["posts"], "every new post scored once"
+    assert len(third["server"]) == len(demo["first"]["server"]) + len(third["filed"])
+
+
+def test_malformed_posts_are_quarantined_with_reasons_and_the_run_goes_on(demo):
+    ingest = [row for row in demo["quarantine"] if row[0] == "ingest"]
+    assert len(ingest) >= 5
+    assert all(reason for _, _, reason in ingest)
+    assert all(":" in ref for _, ref, _ in ingest), "each reject says which file and line"
+
+
+def test_no_personal_data_reaches_tickets(demo):
+    for *_, text in demo["incidents"]:
+        assert "@" not in text.replace("@user", ""), text
+    for request in demo["third"]["server"]:
+        assert "@" not in (request.description or "").replace("@user", "")
+
+
+def test_every_typed_report_is_in_exactly_one_incident(demo):
+    post_ids = [post_id for _, post_id in demo["members"]]
+    assert len(post_ids) == len(set(post_ids))
+
+
+def test_the_report_lists_wards_and_every_ticket(demo):
+    html = demo["report"]
+    assert "<svg" in html
+    for _, _, request_id, _ in demo["ledger"]:
+        if request_id:
+            assert request_id in html
+    assert json.dumps(demo["cfg"].city)[1:-1].split(" ")[0] in html
