@@ -53,7 +53,11 @@ def run_pipeline(config_path: Path, *, dagster_home: Path | None = None):
     cfg = load_config(config_path)
     home = dagster_home or Path(os.environ.get("DAGSTER_HOME") or Path(cfg.duckdb_path).parent / "dagster_home")
     started = datetime.now(timezone.utc)
-    result = defs.resolve_job_def("social311_pipeline").execute_in_process(instance=dagster_instance(home), raise_on_error=False)
+    # INFO keeps the console to progress lines (posts embedded, tickets filed) and problems;
+    # the full DEBUG event stream is still in the Dagster instance for `dagster dev`.
+    run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    result = defs.resolve_job_def("social311_pipeline").execute_in_process(
+        run_config=run_config, instance=dagster_instance(home), raise_on_error=False)
     return result, started
 
 

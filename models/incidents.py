@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -138,6 +138,7 @@ def merge_posts(
     text_similarity: float,
     unlocated_text_similarity: float,
     min_location_confidence: float = 0.5,
+    existing: Mapping[str, str] | None = None,
 ) -> list[Incident]:
     """Group posts into incidents.
 
@@ -149,6 +150,9 @@ def merge_posts(
         text_similarity: min embedding cosine for located posts.
         unlocated_text_similarity: min cosine when either post has no usable location.
         min_location_confidence: below this a post's location is not used to merge.
+        existing: post_id -> incident_id from earlier runs. Those posts keep their incident
+            (and its id, so a filed ticket stays attached), new posts may join it, and two
+            existing incidents are never merged after the fact, even when a new post bridges them.
 
     Returns:
         Incidents ordered by their anchor's ``(seen_order, post_id)``.
@@ -163,9 +167,18 @@ def merge_posts(
                         for p in posts])
     edges: dict[int, list[tuple[int, str]]] = {i: [] for i in range(len(posts))}
     uf = _UnionFind(len(posts))
+    existing = existing or {}
+    owner = {i: existing[p.post_id] for i, p in enumerate(posts) if p.post_id in existing}  # root -> incident id
 
     def link(i: int, j: int, reason: str) -> None:
-        uf.union(i, j)
+        ri, rj = uf.find(i), uf.find(j)
+        if ri != rj:
+            oi, oj = owner.get(ri), owner.get(rj)
+            if oi and oj and oi != oj:
+                return  # both already belong to different incidents: keep them apart
+            uf.union(i, j)
+            if oi or oj:
+                owner[uf.find(i)] = oi or oj
         edges[i].append((j, reason))
         edges[j].append((i, reason))
 
@@ -183,12 +196,18 @@ def merge_posts(
     groups: dict[int, list[int]] = {}
     for i in range(len(posts)):
         groups.setdefault(uf.find(i), []).append(i)
-    incidents = [_incident(posts, members, vectors, located, edges) for members in groups.values()]
+    incidents, claimed = [], set()
+    for root, members in sorted(groups.items(), key=lambda kv: min((posts[i].seen_order, posts[i].post_id) for i in kv[1])):
+        keep = owner.get(root)
+        # A config change can split an old incident: only its first part keeps the id.
+        incidents.append(_incident(posts, members, vectors, located, edges,
+                                   incident_id_override=keep if keep not in claimed else None))
+        claimed.add(keep)
     first = {inc.incident_id: min((posts[index[p]].seen_order, p) for p in inc.post_ids) for inc in incidents}
     return sorted(incidents, key=lambda inc: first[inc.incident_id])
 
 
-def _incident(posts, members, vectors, located, edges) -> Incident:
+def _incident(posts, members, vectors, located, edges, incident_id_override: str | None = None) -> Incident:
     members = sorted(members, key=lambda i: (posts[i].seen_order, posts[i].post_id))
     anchor = members[0]
     # Each member's reason is the edge by which a breadth-first walk from the anchor reached it.
@@ -213,7 +232,7 @@ def _incident(posts, members, vectors, located, edges) -> Incident:
     confidence = relevance * (0.5 + 0.5 * loc_conf) * (0.5 + 0.5 * type_score)
     times = [posts[i].created_at for i in members]
     return Incident(
-        incident_id=incident_id(posts[anchor].post_id),
+        incident_id=incident_id_override or incident_id(posts[anchor].post_id),
         post_ids=tuple(posts[i].post_id for i in members),
         merge_reasons={posts[i].post_id: reasons[i] for i in members},
         type_id=type_id, lat=lat, lon=lon, first_seen_at=min(times), last_seen_at=max(times),

@@ -64,6 +64,8 @@ def incidents(context: dg.AssetExecutionContext, city: CityResource):
     t = cfg.thresholds
     with connect(cfg.duckdb_path) as con:
         rows = con.execute(REPORTS_SQL).fetchall()
+        # Earlier assignments hold: a filed incident keeps its posts and its id.
+        existing = dict(con.execute("select post_id, incident_id from ops.incident_posts").fetchall())
     by_id = {r[0]: r for r in rows}
     posts = [
         PostForMerge(post_id=r[0], seen_order=i, created_at=r[1], type_id=r[2], lat=r[5], lon=r[6],
@@ -73,7 +75,8 @@ def incidents(context: dg.AssetExecutionContext, city: CityResource):
         for i, r in enumerate(rows)
     ]
     merged = merge_posts(posts, radius_m=t.merge_radius_m, window_hours=t.merge_window_hours,
-                         text_similarity=t.merge_text_similarity, unlocated_text_similarity=t.unlocated_merge_text_similarity)
+                         text_similarity=t.merge_text_similarity, unlocated_text_similarity=t.unlocated_merge_text_similarity,
+                         existing=existing)
     now = datetime.now(timezone.utc)
     incident_rows, member_rows, statuses = [], [], {}
     for inc in merged:
@@ -91,8 +94,8 @@ def incidents(context: dg.AssetExecutionContext, city: CityResource):
                               float(inc.confidence), status, now))
         member_rows.extend((inc.incident_id, pid, inc.merge_reasons.get(pid, "anchor")) for pid in inc.post_ids)
     with connect(cfg.duckdb_path) as con:
-        # Recomputed whole each run: ids are stable (anchored on the first-seen post), so filed
-        # incidents keep theirs and the ledger never sees them as new.
+        # Rewritten whole each run; ids are stable (earlier assignments are kept, new incidents
+        # are anchored on their first-seen post), so the ledger never sees a filed one as new.
         con.execute("begin transaction")
         con.execute("delete from ops.incident_posts")
         con.execute("delete from ops.incidents")

@@ -130,3 +130,24 @@ def test_empty_input_and_duplicate_ids():
     assert merge_posts([], **SETTINGS) == []
     with pytest.raises(ValueError):
         merge_posts([post("a"), post("a")], **SETTINGS)
+
+
+def test_existing_incidents_keep_their_posts_and_ids_and_are_never_merged_by_a_bridge():
+    # a and c are 400 m apart: two incidents. Then b arrives between them, near both.
+    a, c = post("a", 0, north_m=0), post("c", 1, north_m=400)
+    first = merge_posts([a, c], **SETTINGS)
+    assert groups(first) == [["a"], ["c"]]
+    existing = {p: inc.incident_id for inc in first for p in inc.post_ids}
+    b = post("b", 2, north_m=200)
+    second = merge_posts([a, c, b], existing=existing, **SETTINGS)
+    assert groups(merge_posts([a, c, b], **SETTINGS)) == [["a", "b", "c"]], "without history the bridge merges all"
+    assert groups(second) == [["a", "b"], ["c"]]
+    assert {inc.incident_id for inc in second} == set(existing.values())
+
+
+def test_an_existing_incident_split_by_new_settings_keeps_its_id_once():
+    a, b = post("a", 0), post("b", 1, north_m=200)
+    (old,) = merge_posts([a, b], **SETTINGS)
+    split = merge_posts([a, b], existing={"a": old.incident_id, "b": old.incident_id}, **dict(SETTINGS, radius_m=100))
+    assert len(split) == 2
+    assert [inc.incident_id for inc in split].count(old.incident_id) == 1

@@ -1,0 +1,124 @@
+"""Exactly-once filing through the ledger, against the real sandbox over loopback with faults."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from social311.integrations.ticketing.ledger import TicketLedger, marker_for
+from social311.integrations.ticketing.open311 import Open311Config, Open311Ticketing
+from social311.integrations.ticketing.sandbox import SandboxServer
+from social311.records import TicketRequest
+from social311.warehouse import connect
+
+KEY = "ledger-test-key"
+
+
+class Clock:
+    """A clock the test moves by hand, to step through backoff."""
+
+    def __init__(self):
+        self.now = datetime.now(timezone.utc)
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def sandbox():
+    with SandboxServer(api_keys=(KEY,)) as server:
+        yield server
+
+
+@pytest.fixture
+def plugin(sandbox):
+    return Open311Ticketing(Open311Config(endpoint=sandbox.url, timeout_read_s=2), instance_name="city", api_key=KEY)
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    clock = Clock()
+    with connect(tmp_path / "w.duckdb") as con:
+        yield TicketLedger(con, clock=clock), clock
+
+
+def request_for(incident_id, service_code="STREETLIGHT"):
+    return TicketRequest(service_code=service_code, lat=41.88, lon=-87.63,
+                         description=f"Street light out at State and Madison.\n\n{marker_for(incident_id)}")
+
+
+def test_files_once_and_a_second_call_does_not_post_again(sandbox, plugin, ledger):
+    led, _ = ledger
+    first = led.file(plugin, "inc-a", request_for("inc-a"))
+    again = led.file(plugin, "inc-a", request_for("inc-a"))
+    assert first.state == "submitted" and first.service_request_id
+    assert again.service_request_id == first.service_request_id
+    assert sandbox.requests_filed() == 1
+
+
+def test_a_lost_reply_is_reconciled_by_marker_without_a_second_post(sandbox, plugin, ledger):
+    led, _ = ledger
+    sandbox.faults.lose_next_post_replies = 1
+    outcome = led.file(plugin, "inc-b", request_for("inc-b"))
+    assert outcome.state == "submitted", outcome
+    assert sandbox.requests_filed(description_contains=marker_for("inc-b")) == 1
+    assert led.row("inc-b")["service_request_id"] == outcome.service_request_id
+
+
+def test_an_ambiguous_failure_that_did_not_commit_is_retried_after_reconciling(sandbox, plugin, ledger):
+    led, _ = ledger
+    sandbox.faults.fail_next_5xx = 1
+    outcome = led.file(plugin, "inc-c", request_for("inc-c"))
+    assert outcome.state == "pending" and "503" in outcome.error
+    assert sandbox.requests_filed() == 0
+    assert "inc-c" in led.due(["inc-c"])
+    retried = led.file(plugin, "inc-c", request_for("inc-c"))
+    assert retried.state == "submitted"
+    assert sandbox.requests_filed() == 1
+
+
+def test_a_crash_after_the_post_but_before_recording_the_id_files_nothing_new(sandbox, plugin, ledger):
+    led, _ = ledger
+    # The process wrote its intent and POSTed, then died before recording the reply.
+    led._upsert("inc-d", request_for("inc-d"), state="pending", attempts=1)
+    plugin.submit(request_for("inc-d"))
+    outcome = led.file(plugin, "inc-d", request_for("inc-d"))
+    assert outcome.state == "submitted"
+    assert sandbox.requests_filed() == 1
+
+
+def test_a_definite_rejection_backs_off_then_fails_with_the_servers_words(sandbox, plugin, ledger):
+    led, clock = ledger
+    bad = request_for("inc-e", service_code="NO_SUCH_SERVICE")
+    assert led.file(plugin, "inc-e", bad).state == "retry_wait"
+    assert led.due(["inc-e"]) == [], "waits 5 minutes before the next attempt"
+    clock.now += timedelta(minutes=6)
+    assert led.due(["inc-e"]) == ["inc-e"]
+    assert led.file(plugin, "inc-e", bad).state == "retry_wait"
+    clock.now += timedelta(minutes=6)
+    assert led.due(["inc-e"]) == [], "then every 30 minutes"
+    clock.now += timedelta(minutes=30)
+    final = led.file(plugin, "inc-e", bad)
+    assert final.state == "failed"
+    row = led.row("inc-e")
+    assert row["attempts"] == 3 and "404" in row["last_error"] and "NO_SUCH_SERVICE" in row["last_error"]
+    assert sandbox.requests_filed() == 0
+
+
+def test_batch_services_record_the_token_then_the_id(sandbox, plugin, ledger):
+    led, _ = ledger
+    sandbox.set_service_type("STREETLIGHT", "batch")
+    assert led.file(plugin, "inc-f", request_for("inc-f")).state == "awaiting_token"
+    resolved = 0
+    for _ in range(5):
+        resolved += led.resolve_tokens(plugin)
+        if resolved:
+            break
+    assert resolved == 1
+    assert led.row("inc-f")["state"] == "submitted" and led.row("inc-f")["service_request_id"]
+
+
+def test_a_request_without_its_marker_is_refused_before_any_post(sandbox, plugin, ledger):
+    led, _ = ledger
+    with pytest.raises(ValueError, match="marker"):
+        led.file(plugin, "inc-g", TicketRequest(service_code="STREETLIGHT", lat=41.88, lon=-87.63, description="no marker"))
+    assert sandbox.requests_filed() == 0
