@@ -193,6 +193,16 @@ locations_suite = Suite(
     ),
 )
 
+issue_types_suite = Suite(
+    name="issue_types_expectations",
+    expectations=(
+        ("ExpectColumnValuesToBeUnique", {"column": "type_id"}),
+        ("ExpectColumnValuesToNotBeNull", {"column": "label"}),
+        ("ExpectColumnValuesToBeInSet", {"column": "status", "value_set": ["mapped", "candidate"]}),
+        ("ExpectColumnValuesToMatchRegex", {"column": "type_id", "regex": "^(svc|cand)-"}),
+    ),
+)
+
 post_types_suite = Suite(
     name="post_types_expectations",
     expectations=(
@@ -213,6 +223,8 @@ def defs() -> dg.Definitions:
                       query="select post_id from stg_social__posts where post_id not in (select post_id from ml.post_signals)"),
             gx_check(asset=POST_TYPES, suite=post_types_suite, description="One issue type per reported post.",
                      query="select post_id, type_id, similarity from ml.post_types"),
+            gx_check(asset=ISSUE_TYPES, suite=issue_types_suite, description="Type ids are unique and stable-shaped, labelled, mapped or candidate.",
+                     query="select type_id, label, status from ml.issue_types"),
             sql_check(asset=ISSUE_TYPES, name="types_map_to_catalog", description="Every mapped issue type names a service in the catalog.",
                       query="select type_id from ml.issue_types where status = 'mapped' and service_code not in (select service_code from ops.service_catalog)"),
             gx_check(asset=POST_LOCATIONS, suite=locations_suite, description="Locations carry a method, a confidence in [0, 1] and valid coordinates.",

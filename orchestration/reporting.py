@@ -5,7 +5,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
+from markupsafe import escape
 
+from social311.orchestration.quality import Suite, validate
 from social311.orchestration.report_html import ReportData, render
 from social311.orchestration.resources import CityResource
 from social311.warehouse import connect
@@ -51,15 +53,28 @@ def ward_report(context: dg.AssetExecutionContext, city: CityResource) -> dg.Mat
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)), **{k.replace(" ", "_"): v for k, v in data.totals.items()}})
 
 
-@dg.asset_check(asset=WARD_REPORT, name="report_lists_every_ticket", description="Every filed ticket's request id appears in the report.")
-def report_lists_every_ticket(city: CityResource) -> dg.AssetCheckResult:
+report_suite = Suite(
+    name="report_expectations",
+    expectations=(("ExpectColumnValuesToBeInSet", {"column": "shown_in_report", "value_set": [True]}),),
+)
+
+
+@dg.asset_check(asset=WARD_REPORT, name="report_expectations",
+                description="Every filed ticket's request id and every ward with incidents appear in the report.")
+def report_shows_every_ticket_and_ward(city: CityResource) -> dg.AssetCheckResult:
     cfg = city.load()
     html = (Path(cfg.report_dir) / "index.html").read_text(encoding="utf-8")
     with connect(cfg.duckdb_path) as con:
-        ids = [r[0] for r in con.execute("select service_request_id from fct_incidents where has_ticket").fetchall()]
-    missing = [i for i in ids if f">{i}<" not in html]
-    return dg.AssetCheckResult(passed=not missing, metadata={"tickets": len(ids), "missing": len(missing)})
+        frame = con.execute(
+            "select 'ticket' as item, service_request_id as shown_as from fct_incidents where has_ticket "
+            "union all select distinct 'ward', coalesce(w.name, w.ward_id) "
+            "from fct_incidents i join gis.wards w on w.ward_id = i.ward_id and w.boundary_version = i.boundary_version"
+        ).df()
+    # Jinja escapes what it renders; look for the text as it appears in the page.
+    frame["shown_in_report"] = [f">{escape(text)}<" in html for text in frame["shown_as"]]
+    success, metadata = validate(frame, report_suite)
+    return dg.AssetCheckResult(passed=success, metadata=metadata)
 
 
 def defs() -> dg.Definitions:
-    return dg.Definitions(assets=[ward_report], asset_checks=[report_lists_every_ticket])
+    return dg.Definitions(assets=[ward_report], asset_checks=[report_shows_every_ticket_and_ward])
