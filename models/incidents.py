@@ -6,7 +6,9 @@ Rules (each merge keeps its reason):
 * ``near+similar``: two located posts of the same type, within ``radius_m`` (haversine), within
   ``window_hours`` and with embedding cosine >= ``text_similarity``.
 * ``text-only``: when either post has no usable location, the same type, the same window and
-  the stricter cosine >= ``unlocated_text_similarity``.
+  the stricter cosine >= ``unlocated_text_similarity`` — unless the link would join two groups
+  whose located posts are all farther than ``radius_m`` apart (an unlocated post never bridges
+  two places).
 
 Posts with no type form their own group (``None`` matches only ``None``); different types
 never merge. A location counts for merging only when its confidence is at least
@@ -169,6 +171,16 @@ def merge_posts(
     uf = _UnionFind(len(posts))
     existing = existing or {}
     owner = {i: existing[p.post_id] for i, p in enumerate(posts) if p.post_id in existing}  # root -> incident id
+    points = {i: [i] for i in range(len(posts)) if located[i]}  # root -> its located members
+
+    def apart(ri: int, rj: int) -> bool:
+        """True when no located member of one group is within the radius of one of the other."""
+        a, b = points.get(ri), points.get(rj)
+        if not a or not b:
+            return False
+        lat_b = np.array([posts[k].lat for k in b])
+        lon_b = np.array([posts[k].lon for k in b])
+        return all(haversine_m(posts[k].lat, posts[k].lon, lat_b, lon_b).min() > radius_m for k in a)
 
     def link(i: int, j: int, reason: str) -> None:
         ri, rj = uf.find(i), uf.find(j)
@@ -176,9 +188,15 @@ def merge_posts(
             oi, oj = owner.get(ri), owner.get(rj)
             if oi and oj and oi != oj:
                 return  # both already belong to different incidents: keep them apart
+            if reason == TEXT_ONLY and apart(ri, rj):
+                return  # an unlocated post must not bridge two places farther apart than the radius
             uf.union(i, j)
+            root = uf.find(i)
             if oi or oj:
-                owner[uf.find(i)] = oi or oj
+                owner[root] = oi or oj
+            merged_points = points.pop(ri, []) + points.pop(rj, [])
+            if merged_points:
+                points[root] = merged_points
         edges[i].append((j, reason))
         edges[j].append((i, reason))
 

@@ -151,3 +151,17 @@ def test_an_existing_incident_split_by_new_settings_keeps_its_id_once():
     split = merge_posts([a, b], existing={"a": old.incident_id, "b": old.incident_id}, **dict(SETTINGS, radius_m=100))
     assert len(split) == 2
     assert [inc.incident_id for inc in split].count(old.incident_id) == 1
+
+
+def test_an_unlocated_post_never_bridges_two_distant_places():
+    # u (no location) reads like both a and c, which are 3 km apart: it may join one, not both.
+    a, c = post("a", 0, north_m=0), post("c", 2, north_m=3000)
+    u = post("u", 1, located=False, cos=0.9)
+    incidents = merge_posts([a, u, c], **SETTINGS)
+    assert groups(incidents) == [["a", "u"], ["c"]]
+
+
+def test_an_unlocated_post_joins_a_place_within_the_radius_on_both_sides():
+    a, c = post("a", 0, north_m=0), post("c", 2, north_m=200)
+    u = post("u", 1, located=False, cos=0.9)
+    assert groups(merge_posts([a, u, c], **SETTINGS)) == [["a", "c", "u"]]
