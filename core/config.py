@@ -42,7 +42,7 @@ class Thresholds(_Strict):
     type_similarity: float = Field(0.45, ge=-1, le=1, description="min cosine to map a post to a service")
     merge_radius_m: float = Field(250, gt=0, description="posts this close may be one incident (FixMyStreet: 250 m)")
     merge_window_hours: float = Field(72, gt=0, description="posts this close in time may be one incident")
-    merge_text_similarity: float = Field(0.5, ge=-1, le=1, description="min cosine between posts of one incident")
+    merge_text_similarity: float = Field(0.4, ge=-1, le=1, description="min cosine between posts of one incident")
     unlocated_merge_text_similarity: float = Field(0.8, ge=-1, le=1, description="stricter text bar without a location")
     file_min_confidence: float = Field(0.5, ge=0, le=1, description="incidents below this wait for review")
 
