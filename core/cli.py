@@ -86,7 +86,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from social311.demo.runner import prepare_demo
 
     workdir = Path(args.workdir).resolve()
-    with prepare_demo(workdir) as config_path:
+    with prepare_demo(workdir, port=args.port) as config_path:
         from social311.config import load_config
 
         cfg = load_config(config_path)
@@ -144,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the bundled demo city end to end (offline)")
     demo.add_argument("--workdir", default=".social311/demo", help="where the demo keeps its warehouse, drop folder and report")
+    demo.add_argument("--port", type=int, default=0, help="the demo sandbox's port (default: any free port)")
     demo.set_defaults(func=cmd_demo)
     run = sub.add_parser("run", help="one pass of the pipeline for a configured city")
     run.add_argument("--config", required=True, help="the city YAML")

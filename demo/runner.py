@@ -58,14 +58,21 @@ def demo_config(workdir: Path, endpoint: str) -> Path:
 
 
 @contextlib.contextmanager
-def prepare_demo(workdir: Path, *, seed: int = 0) -> Iterator[Path]:
-    """Posts, config and a running sandbox for the demo; yields the city YAML path."""
+def prepare_demo(workdir: Path, *, seed: int = 0, port: int = 0) -> Iterator[Path]:
+    """Posts, config and a running sandbox for the demo; yields the city YAML path.
+
+    Args:
+        workdir: where the warehouse, drop folder, sandbox database and report live.
+        seed: seed of the post generator.
+        port: the sandbox's port (0: any free one). A fixed port lets ``social311 sandbox``
+            serve the same endpoint later, for runs started from the Dagster UI.
+    """
     from social311.integrations.ticketing.sandbox import SandboxServer
 
     workdir.mkdir(parents=True, exist_ok=True)
     write_demo_posts(workdir / "drop", seed=seed)
     os.environ.setdefault(API_KEY_ENV, DEMO_API_KEY)
-    server = SandboxServer(db_path=str(workdir / "sandbox.sqlite"), api_keys=(os.environ[API_KEY_ENV],)).start()
+    server = SandboxServer(port=port, db_path=str(workdir / "sandbox.sqlite"), api_keys=(os.environ[API_KEY_ENV],)).start()
     try:
         yield demo_config(workdir, server.url)
     finally:
