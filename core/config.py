@@ -9,7 +9,7 @@ as a whole.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -29,6 +29,8 @@ class PluginRef(_Strict):
     plugin: str
     name: str | None = None  # instance name; defaults to the plugin name
     config: dict[str, Any] = Field(default_factory=dict)
+    replies_enabled: bool = Field(False, description="sources only: post the request number under residents' "
+                                  "posts (off = replies are drafted and recorded, never posted)")
 
     @property
     def instance_name(self) -> str:
@@ -45,6 +47,9 @@ class Thresholds(_Strict):
     merge_text_similarity: float = Field(0.4, ge=-1, le=1, description="min cosine between posts of one incident")
     unlocated_merge_text_similarity: float = Field(0.8, ge=-1, le=1, description="stricter text bar without a location")
     file_min_confidence: float = Field(0.5, ge=0, le=1, description="incidents below this wait for review")
+    link_radius_m: float = Field(50, ge=0, description="an open request of the same service this close is linked, "
+                                 "not filed again (0 = never link)")
+    link_window_days: float = Field(30, gt=0, description="how far back open requests are looked for to link to")
 
 
 class CityConfig(_Strict):
@@ -66,6 +71,9 @@ class CityConfig(_Strict):
         description="per service_code, attribute values the 311 team agreed social311 may send "
         "when residents' words do not say (e.g. POTHOLE: {SIZE: M}); validated against the "
         "service definition before every POST",
+    )
+    embedding_backend: Literal["torch", "onnx-int8", "onnx-fp32"] = Field(
+        "torch", description="sentence-transformers on torch, or the ONNX export (int8: ~3.5x faster on CPU)"
     )
     filing_enabled: bool = Field(False, description="off = dry run: tickets are drafted, never POSTed")
 

@@ -53,7 +53,7 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
         services = load_services(con)
     if not todo:
         return dg.MaterializeResult(metadata={"embedded": 0})
-    embedder = get_embedder()
+    embedder = get_embedder(cfg.embedding_backend)
     texts = [t for _, t, _ in todo]
 
     def progress(done: int, total: int) -> None:
@@ -92,7 +92,7 @@ def issue_types(context: dg.AssetExecutionContext, city: CityResource):
     from social311.models import issue_types as typing_
 
     cfg = city.load()
-    embedder = get_embedder()
+    embedder = get_embedder(cfg.embedding_backend)
     with connect(cfg.duckdb_path) as con:
         services = load_services(con)
         types = typing_.service_types(services, embedder)
