@@ -30,7 +30,9 @@ $(STAMP): requirements.lock.txt pyproject.toml
 	touch $(STAMP)
 
 bench: $(STAMP)
-	@echo "benchmarks arrive with the Open311, listening and GIS issues (bench/)"
+	$(BIN)/python bench/open311_filing.py
+	$(BIN)/python bench/ward_join.py --points 1000000
+	$(BIN)/python bench/geocode_nyc.py
 
 clean:
 	rm -rf .social311 transforms/target transforms/logs

@@ -117,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from social311.integrations.ticketing.sandbox import run_sandbox
 
-    run_sandbox(port=args.port, db_path=args.db, api_keys=args.api_key or ["demo-key"])
+    run_sandbox(port=args.port, db_path=args.db, api_keys=args.api_key or ["demo-key"], quirk_modes=args.quirks or [])
     return 0
 
 
@@ -127,6 +127,15 @@ def cmd_tickets(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     where = "where state not in ('submitted', 'linked')" if args.stuck else ""
+    if args.retry:
+        from social311.integrations.ticketing.ledger import TicketLedger
+
+        with connect(cfg.duckdb_path) as con:
+            ledger = TicketLedger(con)
+            for incident_id in args.retry:
+                done = ledger.requeue(incident_id)
+                print(f"{incident_id}: " + ("requeued for the next run" if done else "not failed or waiting; left as it is"))
+        return 0
     with connect(cfg.duckdb_path) as con:
         rows = con.execute(f"select incident_id, state, service_code, service_request_id, attempts, next_attempt_at, last_error "
                            f"from ops.ticket_ledger {where} order by updated_at").fetchall()
@@ -153,10 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=int, default=8311)
     sandbox.add_argument("--db", default=".social311/sandbox.sqlite", help="SQLite file keeping the requests across restarts")
     sandbox.add_argument("--api-key", action="append", help="accepted api_key (repeatable; default demo-key)")
+    sandbox.add_argument("--quirks", action="append", metavar="MODE",
+                         help="behave like a real server: a mode of social311.integrations.ticketing.sandbox.QUIRK_MODES, "
+                              "e.g. issue_reporting, open311_adapter, require_email (repeatable)")
     sandbox.set_defaults(func=cmd_sandbox)
     tickets = sub.add_parser("tickets", help="the filing ledger")
     tickets.add_argument("--config", required=True)
     tickets.add_argument("--stuck", action="store_true", help="only tickets not filed: pending, waiting to retry, failed")
+    tickets.add_argument("--retry", action="append", metavar="INCIDENT_ID",
+                         help="give a failed ticket fresh attempts on the next run, after fixing its cause (repeatable)")
     tickets.set_defaults(func=cmd_tickets)
     return parser
 

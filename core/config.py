@@ -64,6 +64,11 @@ class CityConfig(_Strict):
     report_dir: Path = Path("report")
     sources: tuple[PluginRef, ...] = Field(min_length=1)
     gis: PluginRef
+    boundaries: tuple[PluginRef, ...] = Field(
+        (),
+        description="more boundary versions (e.g. the wards before a redistricting), each a GIS plugin "
+        "with its own boundary_version and valid_from/valid_to; the `gis` plugin's wards are one more",
+    )
     ticketing: PluginRef
     thresholds: Thresholds = Thresholds()
     service_attributes: dict[str, dict[str, str | list[str]]] = Field(
@@ -90,7 +95,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         if key in data and data[key] is not None and not Path(data[key]).is_absolute():
             data[key] = str((base / data[key]).resolve())
     # Plugin settings whose name ends in `_path` or `_dir` are paths too.
-    for ref in [*data.get("sources", []), data.get("gis") or {}, data.get("ticketing") or {}]:
+    for ref in [*data.get("sources", []), data.get("gis") or {}, *data.get("boundaries", []), data.get("ticketing") or {}]:
         cfg = ref.get("config") or {}
         for key, value in list(cfg.items()):
             if (key.endswith("_path") or key.endswith("_dir")) and isinstance(value, str) and not Path(value).is_absolute():

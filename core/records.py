@@ -77,6 +77,14 @@ class Ward(Record):
     geometry_wkt: str
 
 
+class Repair(Record):
+    """A boundary feature that was loaded after a fix, and what was fixed (kept for the GIS team)."""
+
+    record_ref: str
+    ward_id: str
+    what: str  # e.g. "made valid: self-intersection", "axes swapped (lat, lon) -> (lon, lat)"
+
+
 class WardSet(Record):
     """A versioned boundary set: the wards in force from ``valid_from`` until ``valid_to``."""
 
@@ -85,6 +93,8 @@ class WardSet(Record):
     valid_to: date | None = None
     wards: tuple[Ward, ...]
     rejects: tuple[Reject, ...] = ()
+    repairs: tuple[Repair, ...] = ()
+    source_crs: str | None = None  # the CRS the source declared (or was configured with), before EPSG:4326
 
 
 PlaceKind = Literal["intersection", "street", "landmark", "address"]
@@ -100,6 +110,18 @@ class Place(Record):
     lon: float = Field(ge=-180, le=180)
     aliases: tuple[str, ...] = ()
     streets: tuple[str, ...] = ()  # for intersections: the crossing street names
+    area: str | None = None  # borough / district the place lies in: resolves a name found in two areas
+
+
+class StreetSegment(Record):
+    """One street centerline segment of the city's GIS, in EPSG:4326, with address ranges if known."""
+
+    segment_id: str
+    name: str
+    geometry_wkt: str  # LineString / MultiLineString
+    area: str | None = None
+    from_address: int | None = None  # house number at the segment's first vertex
+    to_address: int | None = None  # house number at its last vertex
 
 
 ServiceType = Literal["realtime", "batch", "blackbox"]

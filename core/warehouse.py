@@ -60,9 +60,15 @@ TABLES: dict[str, str] = {
         ward_id VARCHAR NOT NULL, name VARCHAR, boundary_version VARCHAR NOT NULL,
         valid_from DATE, valid_to DATE, geom GEOMETRY NOT NULL, area_km2 DOUBLE,
         PRIMARY KEY (boundary_version, ward_id)""",
+    "gis.boundary_repairs": """
+        boundary_version VARCHAR NOT NULL, ward_id VARCHAR NOT NULL, record_ref VARCHAR,
+        repair VARCHAR NOT NULL, source_crs VARCHAR, loaded_at TIMESTAMPTZ, run_id VARCHAR""",
+    "gis.streets": """
+        segment_id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, area VARCHAR, geom GEOMETRY NOT NULL,
+        from_address INTEGER, to_address INTEGER""",
     "gis.places": """
         place_id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, kind VARCHAR NOT NULL,
-        lat DOUBLE NOT NULL, lon DOUBLE NOT NULL, aliases VARCHAR[], streets VARCHAR[]""",
+        lat DOUBLE NOT NULL, lon DOUBLE NOT NULL, aliases VARCHAR[], streets VARCHAR[], area VARCHAR""",
     "ops.service_catalog": """
         service_code VARCHAR PRIMARY KEY, service_name VARCHAR NOT NULL, description VARCHAR,
         metadata BOOLEAN, type VARCHAR, keywords VARCHAR[], "group" VARCHAR, fetched_at TIMESTAMPTZ""",
@@ -92,6 +98,19 @@ TABLES: dict[str, str] = {
         attempts INTEGER NOT NULL DEFAULT 0, last_error VARCHAR, request_json VARCHAR,
         created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL, next_attempt_at TIMESTAMPTZ,
         filed_at TIMESTAMPTZ""",
+    "ops.ticket_status": """
+        service_request_id VARCHAR PRIMARY KEY, incident_id VARCHAR, status VARCHAR NOT NULL,
+        status_notes VARCHAR, agency_responsible VARCHAR, requested_at TIMESTAMPTZ, updated_at TIMESTAMPTZ,
+        acknowledged_at TIMESTAMPTZ, closed_at TIMESTAMPTZ, time_to_acknowledge_s DOUBLE,
+        time_to_close_s DOUBLE, synced_at TIMESTAMPTZ NOT NULL""",
+    "ops.ticket_status_notes": """
+        service_request_id VARCHAR NOT NULL, updated_at TIMESTAMPTZ NOT NULL, status VARCHAR NOT NULL,
+        status_notes VARCHAR, agency_responsible VARCHAR, seen_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (service_request_id, updated_at)""",
+    "ops.resident_replies": """
+        post_id VARCHAR PRIMARY KEY, source VARCHAR NOT NULL, incident_id VARCHAR NOT NULL,
+        service_request_id VARCHAR NOT NULL, reply_text VARCHAR NOT NULL, state VARCHAR NOT NULL,
+        reply_id VARCHAR, last_error VARCHAR, drafted_at TIMESTAMPTZ NOT NULL, sent_at TIMESTAMPTZ""",
 }
 
 
@@ -101,6 +120,12 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         schema = name.split(".")[0]
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
+    # Columns added after a table first shipped: warehouses created before get them here.
+    for table, column in ADDED_COLUMNS:
+        con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}")
+
+
+ADDED_COLUMNS: tuple[tuple[str, str], ...] = (("gis.places", "area VARCHAR"),)
 
 
 def insert_many(con: duckdb.DuckDBPyConnection, sql: str, rows: list) -> int:

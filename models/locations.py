@@ -16,9 +16,13 @@ from social311.models.geo import haversine_m
 from social311.models.streets import (
     CONNECTORS, DIRECTIONS, STREET_TYPES, StreetName, Token, parse_street, split_intersection, tokenize,
 )
-from social311.records import Place
+from social311.models.geocode import AddressRanges
+from social311.records import Place, StreetSegment
 
-CONFIDENCE = {"geotag": 0.95, "intersection": 0.9, "address": 0.85, "landmark": 0.8, "street": 0.5, "place_bbox": 0.3}
+CONFIDENCE = {"geotag": 0.95, "intersection": 0.9, "address": 0.85, "block": 0.85, "landmark": 0.8, "street": 0.5,
+              "place_bbox": 0.3}
+# "on A between B and C": a block longer than this is not one block (wrong corners found).
+MAX_BLOCK_M = 600.0
 # A named street pair whose type or direction contradicts the text is still likely meant.
 MISMATCH_CONFIDENCE = 0.7
 # Matches closer than this are one place (a Chicago crossing is listed once per direction pair).
@@ -53,6 +57,7 @@ class _Hit:
     confidence: float
     score: int  # how many given directions/types agree; breaks ties between candidates
     span: tuple[int, int]
+    cores: tuple[tuple[str, ...], ...] = ()  # the street cores a corner or block was found by
 
 
 def _agreement(mention: StreetName, street: StreetName) -> int | None:
@@ -71,9 +76,16 @@ class Gazetteer:
 
     Args:
         places: the GIS plugin's gazetteer.
+        segments: street centerlines; those with house-number ranges place "2820 Greenwich St".
+        unlocated_streets: street names of areas the GIS has names but no geometry for (New
+            York's OpenStreetMap layer has none for Queens): a corner whose streets both exist
+            there could be there, so it is not placed elsewhere unless the text names the area.
     """
 
-    def __init__(self, places: list[Place]) -> None:
+    def __init__(self, places: list[Place], unlocated_streets: dict[str, list[str]] | None = None,
+                 segments: list[StreetSegment] | None = None) -> None:
+        self._addresses = AddressRanges(segments or [])
+        self._unlocated = {area: {parse_street(n).core for n in names} for area, names in (unlocated_streets or {}).items()}
         self._pairs: dict[frozenset, list[tuple[Place, StreetName, StreetName]]] = {}
         self._streets: dict[tuple[str, ...], list[tuple[Place, StreetName]]] = {}
         self._names: dict[tuple[str, ...], list[Place]] = {}
@@ -98,6 +110,9 @@ class Gazetteer:
                 key = tuple(t.value for t in tokenize(name))
                 if key:
                     self._names.setdefault(key, []).append(place)
+        self._cores.update(self._addresses.cores())
+        # Area names (boroughs) a post may add as a clue: "5th Ave and 10th St, Brooklyn".
+        self._areas = {tuple(t.value for t in tokenize(p.area)): p.area for p in places if p.area}
         self._max_core = max((len(c) for c in self._cores), default=0)
         self._max_name = max((len(n) for n in self._names), default=0)
 
@@ -131,20 +146,54 @@ class Gazetteer:
             i = end
         return mentions
 
+    def _could_be_unlocated(self, hit: _Hit, said: set[str]) -> bool:
+        """True when the hit's streets all exist in an area without geometry that the text allows."""
+        return bool(hit.cores) and any(
+            area != hit.place.area and (not said or area in said) and all(c in cores for c in hit.cores)
+            for area, cores in self._unlocated.items())
+
+    def _corner(self, m1: _Mention, m2: _Mention, span: tuple[int, int]) -> list[_Hit]:
+        """The best-agreeing places where the streets of two mentions cross."""
+        found = []
+        for place, a, b in self._pairs.get(frozenset((m1.street.core, m2.street.core)), ()):
+            first, second = (a, b) if a.core == m1.street.core else (b, a)
+            s1, s2 = _agreement(m1.street, first), _agreement(m2.street, second)
+            agrees = s1 is not None and s2 is not None
+            found.append(_Hit(place, CONFIDENCE["intersection"] if agrees else MISMATCH_CONFIDENCE,
+                              (s1 or 0) + (s2 or 0) if agrees else -1, span, (m1.street.core, m2.street.core)))
+        best = max((h.confidence for h in found), default=None)
+        return [h for h in found if h.confidence == best]
+
+    def _block(self, on: _Mention, m1: _Mention, m2: _Mention) -> list[_Hit]:
+        """"on A between B and C": the middle of each block whose two corners are near each other.
+
+        Several blocks far apart (the same names in two boroughs) come back as several hits,
+        and ``match`` then refuses to guess between them.
+        """
+        span = (on.start, m2.end)
+        hits = []
+        for a in self._corner(on, m1, span):
+            for b in self._corner(on, m2, span):
+                if haversine_m(a.place.lat, a.place.lon, b.place.lat, b.place.lon) > MAX_BLOCK_M:
+                    continue
+                mid = Place(place_id=f"{a.place.place_id}~{b.place.place_id}", name=f"{a.place.name} ~ {b.place.name}",
+                            kind="intersection", lat=(a.place.lat + b.place.lat) / 2, lon=(a.place.lon + b.place.lon) / 2,
+                            area=a.place.area if a.place.area == b.place.area else None)
+                hits.append(_Hit(mid, CONFIDENCE["block"], min(a.score, b.score), span,
+                                 (on.street.core, m1.street.core, m2.street.core)))
+        return hits
+
     def _street_hits(self, values: list[str]) -> list[_Hit]:
         mentions, hits = self._mentions(values), []
-        for m1, m2 in zip(mentions, mentions[1:]):
+        for k, (m1, m2) in enumerate(zip(mentions, mentions[1:])):
             if not (m2.start == m1.end + 1 and values[m1.end] in CONNECTORS):
                 continue
-            found = []
-            for place, a, b in self._pairs.get(frozenset((m1.street.core, m2.street.core)), ()):
-                first, second = (a, b) if a.core == m1.street.core else (b, a)
-                s1, s2 = _agreement(m1.street, first), _agreement(m2.street, second)
-                agrees = s1 is not None and s2 is not None
-                found.append(_Hit(place, CONFIDENCE["intersection"] if agrees else MISMATCH_CONFIDENCE,
-                                  (s1 or 0) + (s2 or 0) if agrees else -1, (m1.start, m2.end)))
-            best = max((h.confidence for h in found), default=None)
-            hits.extend(h for h in found if h.confidence == best)
+            if m1.start > 0 and values[m1.start - 1] == "between":
+                # "between 1st and 2nd Avenue" names a block's two ends, not a corner of them.
+                on = mentions[k - 1] if k > 0 and mentions[k - 1].end == m1.start - 1 else None
+                hits.extend(self._block(on, m1, m2) if on else [])
+                continue
+            hits.extend(self._corner(m1, m2, (m1.start, m2.end)))
         for m in mentions:
             # A bare word like "state" is too common to place a post; require "State St".
             if m.street.street_type is None:
@@ -153,6 +202,19 @@ class Gazetteer:
                 score = _agreement(m.street, street)
                 if score is not None:
                     hits.append(_Hit(place, CONFIDENCE["street"], score, (m.start, m.end)))
+        return hits
+
+    def _address_hits(self, text: str, tokens: list[Token], values: list[str]) -> list[_Hit]:
+        """"2820 Greenwich St": a house number right before a street with address ranges."""
+        hits = []
+        for m in self._mentions(values):
+            if m.start == 0 or m.street.street_type is None:
+                continue
+            number = text[tokens[m.start - 1].start : tokens[m.start - 1].end]
+            if not number.isdigit():
+                continue
+            for place in self._addresses.locate(int(number), m.street.core, lambda named: _agreement(m.street, named) is not None):
+                hits.append(_Hit(place, CONFIDENCE["address"], 0, (m.start - 1, m.end), (m.street.core,)))
         return hits
 
     def _name_hits(self, values: list[str]) -> list[_Hit]:
@@ -181,7 +243,14 @@ class Gazetteer:
         """
         tokens = tokenize(text)
         values = [t.value for t in tokens]
-        hits = self._street_hits(values) + self._name_hits(values)
+        hits = self._street_hits(values) + self._name_hits(values) + self._address_hits(text, tokens, values)
+        if not hits:
+            return None
+        said = {area for key, area in self._areas.items() if _contains(values, key)}
+        # The same corner in two boroughs: a borough named in the text decides; else no guess.
+        in_said_area = [h for h in hits if h.place.area in said]
+        hits = in_said_area or hits
+        hits = [h for h in hits if h.place.area in said or not self._could_be_unlocated(h, said)]
         if not hits:
             return None
         top = max(h.confidence for h in hits)
@@ -195,6 +264,11 @@ class Gazetteer:
             return None
         start, end = hits[0].span
         return LocationResult(lat, lon, "text", top, _span_text(text, tokens, start, end), hits[0].place.place_id)
+
+
+def _contains(values: list[str], key: tuple[str, ...]) -> bool:
+    n = len(key)
+    return any(tuple(values[i : i + n]) == key for i in range(len(values) - n + 1))
 
 
 def _span_text(text: str, tokens: list[Token], start: int, end: int) -> str:

@@ -39,9 +39,21 @@ class Token:
     end: int
 
 
+def ordinal(number: int) -> str:
+    """``3`` -> ``"3rd"``, ``12`` -> ``"12th"``, ``21`` -> ``"21st"``."""
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
 def canonical(word: str) -> str:
-    """The canonical form of one lower-cased word (abbreviations expanded)."""
+    """The canonical form of one lower-cased word (abbreviations expanded, numbers as ordinals).
+
+    New York writes "3 Ave" and "E 12 St" where its street layer says "3rd Avenue" and
+    "12th Street": bare numbers become ordinals so both meet.
+    """
     word = word.replace("'", "")
+    if word.isdigit() and len(word) <= 3:
+        return ordinal(int(word))
     return DIRECTIONS.get(word) or STREET_TYPES.get(word) or word
 
 

@@ -1,9 +1,23 @@
 """GIS: the city's ward boundaries and gazetteer, loaded through its GIS plugin."""
 
 
-from datetime import datetime, timezone
+import math
+import os
+from datetime import date, datetime, timezone
 
 import dagster as dg
+import shapely
+
+from social311.config import CityConfig, PluginRef
+from social311.integrations import registry
+from social311.integrations.gis.arcgis import ArcGISError
+from social311.integrations.gis.geojson import GISFileError
+from social311.integrations.gis.postgis import PostGISError
+from social311.integrations.gis.reproject import CRSError
+from social311.integrations.gis.shapefile import ShapefileError
+from social311.integrations.gis.topology import KM_PER_DEGREE, measure
+from social311.integrations.gis.versions import version_problems
+from social311.records import Reject, Ward, WardSet
 
 from social311.orchestration.ingest import quarantine
 from social311.orchestration.quality import Suite, gx_check, sql_check
@@ -14,39 +28,149 @@ WARDS = dg.AssetKey(["gis", "wards"])
 PLACES = dg.AssetKey(["gis", "places"])
 
 
+# Errors a backend raises when a whole boundary set cannot be read; the run goes on without it.
+LOAD_ERRORS = (GISFileError, ShapefileError, PostGISError, ArcGISError, CRSError, OSError, ValueError)
+
+
+def secrets_for(ref: PluginRef) -> dict[str, str | None]:
+    """The secrets a GIS plugin takes, read at run time from the variables its config names."""
+    names = {"password_env": "password", "token_env": "token"}
+    return {arg: os.environ.get(ref.config[key]) for key, arg in names.items() if ref.config.get(key)}
+
+
+def boundary_refs(cfg: CityConfig) -> list[PluginRef]:
+    """Every configured boundary set: the ``gis`` plugin's, then the ``boundaries`` list."""
+    return [cfg.gis, *cfg.boundaries]
+
+
+def load_ward_sets(refs: list[PluginRef]) -> tuple[list[WardSet], list[Reject]]:
+    """The boundary sets that could be read, and one reject per set that could not."""
+    sets, failed = [], []
+    for ref in refs:
+        try:
+            sets.append(registry.build("gis", ref, **secrets_for(ref)).wards())
+        except LOAD_ERRORS as exc:
+            version = ref.config.get("boundary_version", "?")
+            failed.append(Reject(source=ref.instance_name, record_ref=f"boundary version {version}",
+                                 reason=f"boundary set not loaded, previous one kept: {str(exc)[:300]}"))
+    return sets, failed
+
+
 @dg.asset(key=WARDS, group_name="gis", compute_kind="python")
 def gis_wards(context: dg.AssetExecutionContext, city: CityResource) -> dg.MaterializeResult:
-    """Ward polygons of the current boundary version, in EPSG:4326; broken features quarantined."""
-    ward_set = city.gis().wards()
-    with connect(city.load().duckdb_path) as con:
-        # A boundary version is replaced whole, other versions stay for posts of their dates.
-        con.execute("delete from gis.wards where boundary_version = ?", [ward_set.version])
-        insert_many(
-            con,
-            "insert into gis.wards select ?, ?, ?, ?, ?, geom, st_area_spheroid(st_flipcoordinates(geom)) / 1e6 "
-            "from (select st_geomfromtext(?::varchar) as geom)",
-            [(w.ward_id, w.name, ward_set.version, ward_set.valid_from, ward_set.valid_to, w.geometry_wkt) for w in ward_set.wards],
-        )
-        quarantine(con, list(ward_set.rejects), stage="gis", run_id=context.run_id)
-    return dg.MaterializeResult(metadata={"boundary_version": ward_set.version, "wards": len(ward_set.wards),
-                                          "quarantined": len(ward_set.rejects)})
+    """Ward polygons of every boundary version, in EPSG:4326; repairs recorded, broken features quarantined."""
+    cfg = city.load()
+    refs = boundary_refs(cfg)
+    problems = version_problems([(str(r.config.get("boundary_version")), _day(r.config.get("valid_from")),
+                                  _day(r.config.get("valid_to"))) for r in refs])
+    if problems:
+        raise dg.Failure("boundary versions clash: " + "; ".join(problems))
+    ward_sets, failed = load_ward_sets(refs)
+    now = datetime.now(timezone.utc)
+    metadata: dict = {}
+    with connect(cfg.duckdb_path) as con:
+        quarantine(con, failed, stage="gis", run_id=context.run_id)
+        for ws in ward_sets:
+            quarantine(con, list(ws.rejects), stage="gis", run_id=context.run_id)
+            if not ws.wards:
+                # An unreadable file must not wipe the wards posts are joined to today.
+                metadata[f"version_{ws.version}"] = f"no wards read; previous kept ({len(ws.rejects)} quarantined)"
+                continue
+            # A boundary version is replaced whole, other versions stay for posts of their dates.
+            con.execute("delete from gis.wards where boundary_version = ?", [ws.version])
+            con.execute("delete from gis.boundary_repairs where boundary_version = ?", [ws.version])
+            insert_many(
+                con,
+                "insert into gis.wards select ?, ?, ?, ?, ?, geom, st_area_spheroid(st_flipcoordinates(geom)) / 1e6 "
+                "from (select st_geomfromtext(?::varchar) as geom)",
+                [(w.ward_id, w.name, ws.version, ws.valid_from, ws.valid_to, w.geometry_wkt) for w in ws.wards],
+            )
+            insert_many(con, "insert into gis.boundary_repairs values (?, ?, ?, ?, ?, ?, ?)",
+                        [(ws.version, r.ward_id, r.record_ref, r.what, (ws.source_crs or "")[:200], now, context.run_id)
+                         for r in ws.repairs])
+            metadata[f"version_{ws.version}"] = (f"{len(ws.wards)} wards, {len(ws.repairs)} repaired, "
+                                                 f"{len(ws.rejects)} quarantined, from {(ws.source_crs or 'EPSG:4326')[:40]}")
+    return dg.MaterializeResult(metadata={
+        "boundary_versions": [ws.version for ws in ward_sets],
+        "wards": sum(len(ws.wards) for ws in ward_sets),
+        "repaired": sum(len(ws.repairs) for ws in ward_sets),
+        "quarantined": sum(len(ws.rejects) for ws in ward_sets) + len(failed),
+        "sets_not_loaded": len(failed),
+        **metadata,
+    })
+
+
+def _day(value) -> date | None:
+    return date.fromisoformat(str(value)) if value else None
+
+
+@dg.asset_check(asset=WARDS, name="wards_overlaps_and_gaps",
+                description="Overlaps and gaps between the wards of each version, measured (km²); fails above 1% of a ward.")
+def wards_overlaps_and_gaps(city: CityResource) -> dg.AssetCheckResult:
+    with connect(city.load().duckdb_path, read_only=True) as con:
+        rows = con.execute("select boundary_version, ward_id, name, st_astext(geom) from gis.wards order by 1, 2").fetchall()
+    by_version: dict[str, list[Ward]] = {}
+    for version, ward_id, name, wkt in rows:
+        by_version.setdefault(version, []).append(Ward(ward_id=ward_id, name=name or ward_id, geometry_wkt=wkt))
+    figures = {v: measure(wards) for v, wards in by_version.items()}
+    largest_ward = {v: max(shapely.from_wkt(w.geometry_wkt).area for w in wards) for v, wards in by_version.items()}
+    passed = all(f["overlap_km2"] <= 0.01 * measure_km2(largest_ward[v], by_version[v]) for v, f in figures.items())
+    return dg.AssetCheckResult(passed=passed, metadata={
+        **{f"{v}_overlap_km2": f["overlap_km2"] for v, f in figures.items()},
+        **{f"{v}_overlapping_pairs": f["overlapping_pairs"] for v, f in figures.items()},
+        **{f"{v}_largest_overlaps": ", ".join(f["largest_overlaps"]) or "none" for v, f in figures.items()},
+        **{f"{v}_gap_km2": f["gap_km2"] for v, f in figures.items()},
+        **{f"{v}_gaps": f["gaps"] for v, f in figures.items()},
+    })
+
+
+POSTS_IN_WARDS = dg.AssetKey(["int_posts_in_wards"])
+
+
+@dg.asset_check(asset=POSTS_IN_WARDS, name="default_coordinates_not_assigned",
+                description="Points shared by many geotagged posts (a geocoder's default) have low confidence and no ward.")
+def default_coordinates_not_assigned(city: CityResource) -> dg.AssetCheckResult:
+    with connect(city.load().duckdb_path, read_only=True) as con:
+        points = con.execute("""select round(lat, 6), round(lon, 6), count(*) as posts,
+                                       count(ward_id) as with_ward, max(location_confidence) as max_confidence
+                                from int_posts_in_wards where is_default_point group by 1, 2 order by posts desc""").fetchall()
+    wrong = [p for p in points if p[3] > 0 or p[4] > 0.1]
+    return dg.AssetCheckResult(passed=not wrong, metadata={
+        "default_points": len(points), "posts_at_default_points": sum(p[2] for p in points),
+        "largest": ", ".join(f"({p[0]}, {p[1]}): {p[2]} posts" for p in points[:5]) or "none",
+        "assigned_anyway": len(wrong)})
+
+
+def measure_km2(area_deg2: float, wards: list[Ward]) -> float:
+    """Degrees² of the biggest ward in km², at the set's latitude (the 1% overlap bar)."""
+    lat = shapely.from_wkt(wards[0].geometry_wkt).centroid.y
+    return area_deg2 * KM_PER_DEGREE**2 * math.cos(math.radians(lat))
 
 
 @dg.asset(key=PLACES, group_name="gis", compute_kind="python")
 def gis_places(context: dg.AssetExecutionContext, city: CityResource) -> dg.MaterializeResult:
     """Gazetteer of named intersections, streets and landmarks for placing posts from their words."""
-    places = city.gis().places()
+    ref = city.load().gis
+    plugin = registry.build("gis", ref, **secrets_for(ref))
+    # Named places plus the intersections computed from the street centerlines, cached here;
+    # the centerlines too, for address ranges.
+    streets = plugin.streets()
+    places = plugin.gazetteer()
     with connect(city.load().duckdb_path) as con:
+        con.execute("delete from gis.streets")
+        insert_many(con, "insert into gis.streets select ?, ?, ?, st_geomfromtext(?::varchar), ?, ?",
+                    [(s.segment_id, s.name, s.area, s.geometry_wkt, s.from_address, s.to_address) for s in streets])
         con.execute("delete from gis.places")
         insert_many(
             con,
-            "insert into gis.places values (?, ?, ?, ?, ?, ?, ?)",
-            [(p.place_id, p.name, p.kind, p.lat, p.lon, list(p.aliases), list(p.streets)) for p in places],
+            "insert into gis.places (place_id, name, kind, lat, lon, aliases, streets, area) values (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(p.place_id, p.name, p.kind, p.lat, p.lon, list(p.aliases), list(p.streets), p.area) for p in places],
         )
     kinds: dict[str, int] = {}
     for p in places:
         kinds[p.kind] = kinds.get(p.kind, 0) + 1
-    return dg.MaterializeResult(metadata={"places": len(places), **{f"kind_{k}": v for k, v in kinds.items()}})
+    return dg.MaterializeResult(metadata={"places": len(places), "street_segments": len(streets),
+                                          **{f"kind_{k}": v for k, v in kinds.items()}})
 
 
 wards_suite = Suite(
@@ -74,6 +198,14 @@ def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[gis_wards, gis_places],
         asset_checks=[
+            wards_overlaps_and_gaps,
+            default_coordinates_not_assigned,
+            sql_check(asset=WARDS, name="boundary_versions_do_not_clash",
+                      description="No two boundary versions are in force on the same day (a post's ward must be one).",
+                      query="""select distinct a.boundary_version, b.boundary_version
+                               from gis.wards a join gis.wards b on a.boundary_version < b.boundary_version
+                               where (b.valid_to is null or a.valid_from is null or a.valid_from < b.valid_to)
+                               and (a.valid_to is null or b.valid_from is null or b.valid_from < a.valid_to)"""),
             gx_check(asset=WARDS, suite=wards_suite, description="Wards exist, ids are unique per version, geometries valid, areas plausible.",
                      query="select boundary_version || '/' || ward_id as ward_key, st_isvalid(geom) as is_valid, area_km2 from gis.wards"),
             sql_check(asset=WARDS, name="wards_do_not_overlap", description="No two wards of one version overlap by more than 1% of the smaller.",

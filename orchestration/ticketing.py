@@ -1,14 +1,16 @@
 """Ticketing: the city's Open311 catalog in, one ticket per ready incident out, exactly once."""
 
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
-from social311.integrations.ticketing.ledger import TicketLedger, marker_for
+from social311.config import Thresholds
+from social311.integrations.ticketing.base import TicketingError, TicketingPlugin
+from social311.integrations.ticketing.ledger import TicketLedger, marker_for, open_request_nearby
 from social311.orchestration.quality import Suite, gx_check, sql_check
 from social311.orchestration.resources import CityResource
-from social311.records import TicketRequest
+from social311.records import ServiceRequest, TicketRequest
 from social311.warehouse import connect, insert_many
 
 SERVICE_CATALOG = dg.AssetKey(["ops", "service_catalog"])
@@ -46,6 +48,20 @@ def ticket_request(incident: dict, *, city_name: str, attributes: dict | None = 
                          description=f"{header}\n\n{text}\n\n{marker}", attributes=attributes or {})
 
 
+def _open_requests(plugin: TicketingPlugin | None, codes: set[str], thresholds: Thresholds) -> list[ServiceRequest]:
+    """Open requests of these services from the last days, to link to instead of filing again.
+
+    One query per run, not per incident; when it fails, filing goes on without linking.
+    """
+    if plugin is None or thresholds.link_radius_m <= 0 or not codes:
+        return []
+    start = datetime.now(timezone.utc) - timedelta(days=thresholds.link_window_days)
+    try:
+        return plugin.find(service_codes=sorted(codes), start=start, status=["open"])
+    except TicketingError:
+        return []
+
+
 @dg.asset(key=TICKET_LEDGER, deps=[INCIDENTS, INCIDENT_POSTS, SERVICE_CATALOG], group_name="ticketing", compute_kind="open311")
 def ticket_ledger(context: dg.AssetExecutionContext, city: CityResource) -> dg.MaterializeResult:
     """Files one Open311 ticket per ready incident through the exactly-once ledger (dry run unless enabled)."""
@@ -58,6 +74,7 @@ def ticket_ledger(context: dg.AssetExecutionContext, city: CityResource) -> dg.M
         with_definition = {r[0] for r in con.execute("select service_code from ops.service_catalog where metadata").fetchall()}
         ledger = TicketLedger(con)
         due = ledger.due(ready)
+        nearby = _open_requests(plugin, {ready[i]["service_code"] for i in due}, cfg.thresholds) if due else []
         outcomes: dict[str, int] = {}
         for done, incident_id in enumerate(due, start=1):
             code = ready[incident_id]["service_code"]
@@ -71,6 +88,9 @@ def ticket_ledger(context: dg.AssetExecutionContext, city: CityResource) -> dg.M
             elif plugin is None:
                 ledger.draft(incident_id, request)
                 state = "dry_run"
+            elif (ledger.row(incident_id) or {}).get("state") in (None, "dry_run", "held") and (
+                    existing := open_request_nearby(request, nearby, cfg.thresholds.link_radius_m)):
+                state = ledger.link(incident_id, request, existing).state
             else:
                 state = ledger.file(plugin, incident_id, request).state
             outcomes[state] = outcomes.get(state, 0) + 1
@@ -108,9 +128,9 @@ def defs() -> dg.Definitions:
                 query="select service_code, service_name, type from ops.service_catalog"),
             gx_check(asset=TICKET_LEDGER, suite=ledger_suite, description="One ledger row per incident, known states.",
                      query="select incident_id, marker, state, service_code from ops.ticket_ledger"),
-            sql_check(asset=TICKET_LEDGER, name="no_duplicate_tickets", description="No service request id is recorded for two incidents.",
+            sql_check(asset=TICKET_LEDGER, name="no_duplicate_tickets", description="No filed service request id is recorded for two incidents (linked ones may share).",
                       query="select service_request_id from ops.ticket_ledger where service_request_id is not null "
-                            "group by 1 having count(*) > 1"),
+                            "and state <> 'linked' group by 1 having count(*) > 1"),
             sql_check(asset=TICKET_LEDGER, name="no_failed_tickets", description="No ticket ended failed (see last_error).",
                       query="select incident_id, last_error from ops.ticket_ledger where state = 'failed'"),
         ],

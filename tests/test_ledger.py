@@ -86,6 +86,20 @@ def test_a_crash_after_the_post_but_before_recording_the_id_files_nothing_new(sa
     assert sandbox.requests_filed() == 1
 
 
+def test_no_second_post_while_the_server_cannot_be_searched(sandbox, plugin, ledger):
+    # Found by the 1,000-incident fault drill: a reply lost after commit, then every search
+    # for the marker failing, used to end in a second POST and a duplicate ticket.
+    led, _ = ledger
+    sandbox.faults.lose_next_post_replies = 1
+    sandbox.faults.reset_next_replies = 2  # the reconcile right after the POST, and the next one
+    assert led.file(plugin, "inc-e", request_for("inc-e")).state == "pending"
+    again = led.file(plugin, "inc-e", request_for("inc-e"))
+    assert again.state == "pending" and again.error.startswith("reconcile failed")
+    assert sandbox.hits("POST", "requests") == 1
+    assert led.file(plugin, "inc-e", request_for("inc-e")).state == "submitted"  # the server answers again
+    assert sandbox.requests_filed() == 1
+
+
 def test_a_definite_rejection_backs_off_then_fails_with_the_servers_words(sandbox, plugin, ledger):
     led, clock = ledger
     bad = request_for("inc-e", service_code="NO_SUCH_SERVICE")
@@ -102,6 +116,26 @@ def test_a_definite_rejection_backs_off_then_fails_with_the_servers_words(sandbo
     row = led.row("inc-e")
     assert row["attempts"] == 3 and "404" in row["last_error"] and "NO_SUCH_SERVICE" in row["last_error"]
     assert sandbox.requests_filed() == 0
+
+
+def test_a_failed_ticket_is_requeued_after_its_cause_is_fixed(sandbox, plugin, ledger):
+    led, _ = ledger
+    fixed = request_for("inc-r")
+    led = TicketLedger(led.con, max_attempts=1, clock=led.clock)
+    assert led.file(plugin, "inc-r", request_for("inc-r", service_code="OLD_CODE")).state == "failed"
+    assert led.due(["inc-r"]) == []
+    assert led.requeue("inc-r") and led.due(["inc-r"]) == ["inc-r"]
+    assert led.file(plugin, "inc-r", fixed).state == "submitted"
+    assert not led.requeue("inc-r"), "a filed ticket is never requeued"
+
+
+def test_rate_limits_wait_as_told_and_cost_no_attempt(sandbox, plugin, ledger):
+    led, clock = ledger
+    sandbox.faults.next_429, sandbox.faults.retry_after_s = 1, 120
+    outcome = led.file(plugin, "inc-q", request_for("inc-q"))
+    assert outcome.state == "retry_wait" and "429" in outcome.error
+    row = led.row("inc-q")
+    assert row["attempts"] == 0 and row["next_attempt_at"] == clock.now + timedelta(seconds=120)
 
 
 def test_batch_services_record_the_token_then_the_id(sandbox, plugin, ledger):
@@ -122,3 +156,19 @@ def test_a_request_without_its_marker_is_refused_before_any_post(sandbox, plugin
     with pytest.raises(ValueError, match="marker"):
         led.file(plugin, "inc-g", TicketRequest(service_code="STREETLIGHT", lat=41.88, lon=-87.63, description="no marker"))
     assert sandbox.requests_filed() == 0
+
+
+def test_cli_lists_stuck_tickets_and_requeues_a_failed_one(tmp_path, capsys):
+    from social311.cli import main
+
+    city = tmp_path / "city.yaml"
+    city.write_text("city: T\nduckdb_path: w.duckdb\nsources: [{plugin: file_drop, config: {drop_dir: drop}}]\n"
+                    "gis: {plugin: geojson}\nticketing: {plugin: open311}\n")
+    with connect(tmp_path / "w.duckdb") as con:
+        TicketLedger(con, max_attempts=1).hold("inc-h", request_for("inc-h"), "attributes: SIZE is required")
+        con.execute("update ops.ticket_ledger set state = 'failed' where incident_id = 'inc-h'")
+    assert main(["tickets", "--config", str(city), "--stuck"]) == 0
+    assert "inc-h  failed" in capsys.readouterr().out
+    assert main(["tickets", "--config", str(city), "--retry", "inc-h", "--retry", "inc-none"]) == 0
+    out = capsys.readouterr().out
+    assert "inc-h: requeued" in out and "inc-none: not failed" in out

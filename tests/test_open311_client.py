@@ -480,3 +480,33 @@ def test_real_world_quirks_are_tolerated():
             filed = client.submit(pothole()).service_request_id
             (found,) = client.requests(service_request_ids=[filed])
             assert found.requested_datetime.tzinfo == UTC
+
+
+def test_poll_token_backs_off_until_the_id_appears(sandbox):
+    sandbox.quirks.token_polls = 3
+    client = Open311Client(sandbox.url, api_key=KEY)
+    token = client.submit(TicketRequest(service_code="ABANDONED_VEHICLE", description="no plates", address_string="5 Elm St")).token
+    waits = []
+    found = client.poll_token(token, first_wait_s=1, max_wait_s=3, sleep=waits.append)
+    assert found and len(waits) == 3
+    assert all(0.5 * w <= got <= w for got, w in zip(waits, [1, 2, 3]))  # jittered, doubling, capped
+
+
+def test_poll_token_gives_up_at_the_deadline(sandbox):
+    sandbox.quirks.token_polls = 100
+    client = Open311Client(sandbox.url, api_key=KEY)
+    token = client.submit(TicketRequest(service_code="ABANDONED_VEHICLE", description="no plates", address_string="5 Elm St")).token
+    now = [0.0]
+    found = client.poll_token(token, deadline_s=10, first_wait_s=4, sleep=lambda s: now.__setitem__(0, now[0] + s),
+                              monotonic=lambda: now[0])
+    assert found is None and now[0] <= 10
+
+
+def test_change_feed_and_extensions_parameters_are_sent():
+    canned = Canned(200, b"[]")
+    client = Open311Client("https://311.example.gov/v2", session=requests.Session())
+    client.session.mount("https://", canned)
+    client.requests(updated_after=datetime(2026, 5, 1, tzinfo=UTC), updated_before=datetime(2026, 5, 2, tzinfo=UTC), extensions=True)
+    sent = canned.sent[0].url
+    assert "updated_after=2026-05-01T00%3A00%3A00Z" in sent and "updated_before=2026-05-02T00%3A00%3A00Z" in sent
+    assert "extensions=true" in sent

@@ -274,3 +274,10 @@ def test_run_sandbox_prints_its_url_and_stops_on_sigterm(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_run_sandbox_refuses_unknown_quirk_modes(tmp_path):
+    from social311.integrations.ticketing.sandbox import run_sandbox
+
+    with pytest.raises(ValueError, match="issue_reporting"):
+        run_sandbox(0, str(tmp_path / "s.sqlite"), ["k"], quirk_modes=["no_such_quirk"])

@@ -1,45 +1,53 @@
 """GeoJSON GIS: ward boundaries and a gazetteer from GeoJSON files the city exports.
 
-Most city GIS teams can export their council districts as GeoJSON in WGS84. Broken features
-are repaired where that is safe (``shapely.make_valid``, keeping polygonal parts) and rejected
-with a reason where it is not (no geometry, no id, a repeated id, projected coordinates).
+Most city GIS teams can export their council districts as GeoJSON in WGS84; older exports name
+a projected CRS in a ``crs`` member, and are reprojected. Features go through the shared
+normalisation (``normalise.py``): repaired where that is safe, quarantined with a reason where
+it is not (no geometry, no id, a repeated id, projected coordinates with no CRS).
 """
 
 from __future__ import annotations
 
 import json
-from datetime import date
 from pathlib import Path
 from typing import Any
 
-import shapely
 from pydantic import ValidationError
 from shapely.errors import ShapelyError
-from shapely.geometry import MultiPolygon, Polygon, shape
+from shapely.geometry import shape
 
-from social311.integrations.base import PluginConfig
 from social311.integrations.gis.base import GISPlugin
-from social311.records import Place, Reject, Ward, WardSet
+from social311.integrations.gis.normalise import BoundaryConfig, RawWard, id_text as _id_text, normalise_wards
+from social311.records import Place, Reject, StreetSegment, WardSet
 
 
 class GISFileError(ValueError):
     """The boundary or places file cannot be read as a GeoJSON FeatureCollection."""
 
 
-class GeoJSONConfig(PluginConfig):
+class GeoJSONConfig(BoundaryConfig):
     """Where the files are and which properties hold the ward id and name."""
 
     wards_path: str
     places_path: str | None = None
-    ward_id_property: str = "ward_id"
-    ward_name_property: str | None = None
-    boundary_version: str
-    valid_from: date | None = None
-    valid_to: date | None = None
+    # Street centerlines: every file in streets_dir matching streets_pattern; the part of the
+    # file name the "*" stands for is the area (borough) of its streets.
+    streets_dir: str | None = None
+    streets_pattern: str = "*.geojson"
+    street_name_property: str = "name"
+    street_from_property: str | None = None  # house number at the first vertex, if the layer has ranges
+    street_to_property: str | None = None
+    # Name lists (JSON arrays) per area in streets_dir, e.g. for an area whose geometry is missing.
+    street_names_pattern: str | None = None
 
 
 def read_features(path: str | Path) -> list[dict[str, Any]]:
-    """The features of a GeoJSON FeatureCollection file.
+    """The features of a GeoJSON FeatureCollection file (see ``read_collection``)."""
+    return read_collection(path)["features"]
+
+
+def read_collection(path: str | Path) -> dict[str, Any]:
+    """A GeoJSON FeatureCollection file as a dict.
 
     Raises:
         GISFileError: the file is missing, not JSON, or not a FeatureCollection.
@@ -50,25 +58,44 @@ def read_features(path: str | Path) -> list[dict[str, Any]]:
         raise GISFileError(f"cannot read GeoJSON {path}: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("features"), list):
         raise GISFileError(f"{path} is not a GeoJSON FeatureCollection")
-    return data["features"]
+    return data
 
 
-def polygonal(geom: Any) -> Polygon | MultiPolygon | None:
-    """The polygonal part of ``geom`` after repair, or None when nothing polygonal is left."""
-    if not geom.is_valid:
-        geom = shapely.make_valid(geom)
-    parts = [g for g in getattr(geom, "geoms", [geom]) if isinstance(g, (Polygon, MultiPolygon)) and not g.is_empty]
-    polys = [p for g in parts for p in getattr(g, "geoms", [g])]
-    if not polys:
-        return None
-    return polys[0] if len(polys) == 1 else MultiPolygon(polys)
+def declared_crs(collection: dict[str, Any]) -> str | None:
+    """The pre-RFC 7946 ``crs`` member (``{"type": "name", "properties": {"name": ...}}``), if any.
+
+    RFC 7946 GeoJSON is always WGS84 lon/lat; older exports from desktop GIS still name their
+    CRS, often a state plane in feet.
+    """
+    crs = collection.get("crs")
+    name = crs.get("properties", {}).get("name") if isinstance(crs, dict) and isinstance(crs.get("properties"), dict) else None
+    return str(name) if name else None
 
 
-def _id_text(value: Any) -> str:
-    # Shapefile exports turn "7" into 7 or 7.0; ids are compared as text.
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return "" if value is None else str(value).strip()
+def _unclosed(raw: Any) -> bool:
+    if not isinstance(raw, dict) or raw.get("type") not in ("Polygon", "MultiPolygon"):
+        return False
+    polys = raw.get("coordinates") or []
+    polys = polys if raw["type"] == "MultiPolygon" else [polys]
+    try:
+        return any(list(ring[0]) != list(ring[-1]) for poly in polys for ring in poly if ring)
+    except (TypeError, IndexError, KeyError):
+        return False
+
+
+def _raw_ward(ref: str, feat: Any) -> RawWard:
+    """One feature read as far as it goes; what stops it becomes ``problem``."""
+    props = (feat.get("properties") or {}) if isinstance(feat, dict) else {}
+    raw = feat.get("geometry") if isinstance(feat, dict) else None
+    if not raw:
+        return RawWard(ref, props, problem="no geometry")
+    try:
+        geom = shape(raw)
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError, ShapelyError) as exc:
+        return RawWard(ref, props, problem=f"unreadable geometry: {exc}")
+    # shapely closes open rings silently; the GIS team should still hear about them.
+    fixes = ("unclosed ring closed",) if _unclosed(raw) else ()
+    return RawWard(ref, props, geom, fixes=fixes)
 
 
 class GeoJSONGIS(GISPlugin):
@@ -84,47 +111,10 @@ class GeoJSONGIS(GISPlugin):
             GISFileError: the wards file cannot be read at all.
         """
         cfg = self.config
-        wards: list[Ward] = []
-        rejects: list[Reject] = []
-        first_seen: dict[str, int] = {}
-        for index, feat in enumerate(read_features(cfg.wards_path)):
-            props = (feat.get("properties") or {}) if isinstance(feat, dict) else {}
-            ward_id = _id_text(props.get(cfg.ward_id_property))
-            ref = f"{Path(cfg.wards_path).name}#{index}" + (f" (ward {ward_id})" if ward_id else "")
-            problem, geom = self._ward_geometry(feat)
-            if not ward_id:
-                problem = f"no {cfg.ward_id_property!r} property"
-            elif ward_id in first_seen:
-                problem = f"duplicate ward id {ward_id!r}, first at feature {first_seen[ward_id]}"
-            if problem:
-                rejects.append(Reject(source=self.instance_name, record_ref=ref, reason=problem,
-                                      raw_excerpt=json.dumps(props, default=str)[:200]))
-                continue
-            first_seen[ward_id] = index
-            name = props.get(cfg.ward_name_property) if cfg.ward_name_property else None
-            wards.append(Ward(ward_id=ward_id, name=str(name) if name else f"Ward {ward_id}",
-                              geometry_wkt=shapely.to_wkt(geom, rounding_precision=-1)))
-        return WardSet(version=cfg.boundary_version, valid_from=cfg.valid_from, valid_to=cfg.valid_to,
-                       wards=tuple(wards), rejects=tuple(rejects))
-
-    @staticmethod
-    def _ward_geometry(feat: Any) -> tuple[str | None, Any]:
-        raw = feat.get("geometry") if isinstance(feat, dict) else None
-        if not raw:
-            return "no geometry", None
-        try:
-            geom = shape(raw)
-        except (ValueError, TypeError, AttributeError, IndexError, KeyError, ShapelyError) as exc:
-            return f"unreadable geometry: {exc}", None
-        if geom.is_empty:
-            return "empty geometry", None
-        fixed = polygonal(geom)
-        if fixed is None:
-            return f"no polygonal part in a {geom.geom_type}", None
-        min_x, min_y, max_x, max_y = fixed.bounds
-        if min_x < -180 or max_x > 180 or min_y < -90 or max_y > 90:
-            return "coordinates outside EPSG:4326 degrees (projected file? export in WGS84)", None
-        return None, fixed
+        data = read_collection(cfg.wards_path)
+        name = Path(cfg.wards_path).name
+        raws = [_raw_ward(f"{name}#{i}", feat) for i, feat in enumerate(data["features"])]
+        return normalise_wards(raws, cfg, source=self.instance_name, declared_crs=declared_crs(data))
 
     def places(self) -> list[Place]:
         """The gazetteer; features that are not valid places are left out (see ``read_places``)."""
@@ -171,3 +161,56 @@ class GeoJSONGIS(GISPlugin):
             seen.add(place.place_id)
             places.append(place)
         return places, rejects
+
+    def street_names(self) -> dict[str, list[str]]:
+        """Street names by area: from the name lists (``street_names_pattern``) and the centerlines."""
+        names = {area: set(n) for area, n in super().street_names().items()}
+        cfg = self.config
+        if cfg.streets_dir and cfg.street_names_pattern:
+            for path in sorted(Path(cfg.streets_dir).glob(cfg.street_names_pattern)):
+                try:
+                    listed = json.loads(path.read_text(encoding="utf-8"))
+                except (OSError, ValueError) as exc:
+                    raise GISFileError(f"cannot read street names {path}: {exc}") from exc
+                names.setdefault(_area(path.name, cfg.street_names_pattern) or "", set()).update(
+                    str(n) for n in listed if isinstance(n, str) and n.strip())
+        return {area: sorted(n) for area, n in names.items()}
+
+    def streets(self) -> list[StreetSegment]:
+        """Street centerline segments of every ``streets_dir`` file; unnamed or non-line features skipped."""
+        cfg = self.config
+        if not cfg.streets_dir:
+            return []
+        prefix, _, suffix = cfg.streets_pattern.partition("*")
+        segments = []
+        for path in sorted(Path(cfg.streets_dir).glob(cfg.streets_pattern)):
+            area = path.name[len(prefix) : len(path.name) - len(suffix)].replace("_", " ") or None
+            for index, feat in enumerate(read_features(path)):
+                props = (feat.get("properties") or {}) if isinstance(feat, dict) else {}
+                name = str(props.get(cfg.street_name_property) or "").strip()
+                geom = feat.get("geometry") if isinstance(feat, dict) else None
+                if not name or not geom or geom.get("type") not in ("LineString", "MultiLineString"):
+                    continue
+                try:
+                    line = shape(geom)
+                except (ValueError, TypeError, AttributeError, IndexError, KeyError, ShapelyError):
+                    continue
+                if line.is_empty:
+                    continue
+                segments.append(StreetSegment(
+                    segment_id=f"{path.stem}#{index}", name=name, area=area, geometry_wkt=line.wkt,
+                    from_address=_house_number(props.get(cfg.street_from_property)) if cfg.street_from_property else None,
+                    to_address=_house_number(props.get(cfg.street_to_property)) if cfg.street_to_property else None))
+        return segments
+
+
+def _house_number(value: Any) -> int | None:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _area(name: str, pattern: str) -> str | None:
+    prefix, _, suffix = pattern.partition("*")
+    return name[len(prefix) : len(name) - len(suffix)].replace("_", " ") or None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -33,6 +33,7 @@ class FileDropConfig(PluginConfig):
     drop_dir: str
     pattern: str = "*.jsonl"
     city_handles: list[str] = []
+    outbox_dir: str | None = None  # where replies are written; default: ``<drop_dir>/outbox``
 
 
 class _User(BaseModel):
@@ -103,6 +104,26 @@ class FileDropSource(SourcePlugin):
 
     config_model = FileDropConfig
     config: FileDropConfig
+    #: Replies go to an outbox folder, for the platform export's counterpart to post. Whether
+    #: they are sent at all is the city's choice (``replies_enabled`` in the city YAML).
+    supports_reply = True
+
+    def reply(self, post: Post, text: str) -> str | None:
+        """Append the answer to ``<outbox>/replies-YYYYMMDD.jsonl``; returns the reply's id.
+
+        One JSON line per reply: ``reply_id``, ``in_reply_to`` (the platform's post id),
+        ``text`` and ``created_at``. The id is derived from the post, so a retried reply is
+        recognisable downstream.
+        """
+        outbox = Path(self.config.outbox_dir or Path(self.config.drop_dir) / "outbox")
+        outbox.mkdir(parents=True, exist_ok=True)
+        now = datetime.now(timezone.utc)
+        reply_id = f"reply-{post.native_id}"
+        line = json.dumps({"reply_id": reply_id, "in_reply_to": post.native_id, "text": text,
+                           "created_at": now.strftime("%Y-%m-%dT%H:%M:%SZ")}, ensure_ascii=False)
+        with open(outbox / f"replies-{now:%Y%m%d}.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+        return reply_id
 
     def fetch(self, cursor: str | None, *, pseudonym_key: str) -> FetchResult:
         """Return posts from lines after ``cursor``; bad lines become rejects.

@@ -68,6 +68,13 @@ class TicketingPlugin(Plugin, ABC):
         """
         return dict(values), []
 
+    def updates_since(self, since: datetime) -> list[ServiceRequest] | None:
+        """Tickets updated at or after ``since`` (a change feed), or None when unsupported.
+
+        Default: None, and the status sync looks every open ticket up by id instead.
+        """
+        return None
+
     def resolve_token(self, token: str) -> str | None:
         """Turn a batch token into a service_request_id, or None while not ready. Default: None."""
         return None

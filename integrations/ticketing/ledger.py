@@ -17,6 +17,8 @@ States::
     pending -> retry_wait -> pending ... -> failed
     dry_run  (filing disabled: the request is drafted and kept, never sent)
     held     (not sent: the request would be invalid, e.g. a required attribute is unknown)
+    linked   (not sent: the city already has an open request of the same service nearby;
+              its id is recorded instead, see :func:`open_request_nearby`)
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from datetime import datetime, timedelta, timezone
 import duckdb
 
 from social311.integrations.ticketing.base import SubmitAmbiguous, SubmitRejected, TicketingError, TicketingPlugin
-from social311.records import TicketRequest
+from social311.models.geo import haversine_m
+from social311.records import ServiceRequest, TicketRequest
 
 #: States that mean "do not file this incident again".
 SETTLED_STATES = frozenset({"submitted", "awaiting_token", "failed", "linked"})
@@ -39,9 +42,33 @@ BACKOFF = (timedelta(minutes=5), timedelta(minutes=30))
 RECONCILE_MARGIN = timedelta(hours=1)
 
 
+#: What every social311 marker starts with: tickets carrying one are ours, never linked to.
+MARKER_PREFIX = "[social311 ref "
+
+
+def open_request_nearby(request: TicketRequest, candidates: Iterable[ServiceRequest], radius_m: float) -> ServiceRequest | None:
+    """The closest open request of the same service within ``radius_m`` that social311 did not file.
+
+    Residents also call 311: when the city already has the problem on file, a second ticket only
+    costs the desk a merge. Our own tickets are left out: incident merging already decided
+    that those are other problems.
+    """
+    if request.lat is None or request.lon is None:
+        return None
+    best, best_m = None, radius_m
+    for candidate in candidates:
+        if (candidate.status != "open" or candidate.service_code != request.service_code or candidate.lat is None
+                or candidate.lon is None or MARKER_PREFIX in (candidate.description or "")):
+            continue
+        distance = float(haversine_m(request.lat, request.lon, candidate.lat, candidate.lon))
+        if distance <= best_m:
+            best, best_m = candidate, distance
+    return best
+
+
 def marker_for(incident_id: str) -> str:
     """The reference written into the ticket text, searched for when reconciling."""
-    return f"[social311 ref {incident_id}]"
+    return f"{MARKER_PREFIX}{incident_id}]"
 
 
 @dataclass(frozen=True)
@@ -96,6 +123,35 @@ class TicketLedger:
         self._upsert(incident_id, request, state="held", attempts=0)
         self._set(incident_id, last_error=reason[:1000])
 
+    def link(self, incident_id: str, request: TicketRequest, existing: ServiceRequest) -> FilingOutcome:
+        """Record an existing open request as this incident's ticket instead of filing one.
+
+        Only for incidents never sent: a ``pending`` or ``retry_wait`` row may already exist
+        on the server, and must be reconciled, not linked.
+        """
+        row = self.row(incident_id)
+        if row is not None and row["state"] not in ("dry_run", "held"):
+            raise ValueError(f"{incident_id} is {row['state']}; only unsent incidents can be linked")
+        self._upsert(incident_id, request, state="linked", attempts=0)
+        self._set(incident_id, service_request_id=existing.service_request_id, last_error=None, filed_at=self.clock())
+        return FilingOutcome(incident_id, "linked", existing.service_request_id)
+
+    def requeue(self, incident_id: str) -> bool:
+        """Give a ``failed`` or ``retry_wait`` ticket a fresh set of attempts on the next run.
+
+        For after a fix (a service code mapped again, a required field configured). Safe: both
+        states follow definite refusals, so the server holds no ticket for them. ``pending`` is
+        left alone: it may exist on the server and is reconciled by every run anyway.
+
+        Returns:
+            True when the ticket was requeued.
+        """
+        row = self.row(incident_id)
+        if row is None or row["state"] not in ("failed", "retry_wait"):
+            return False
+        self._set(incident_id, state="retry_wait", attempts=0, next_attempt_at=self.clock())
+        return True
+
     def draft(self, incident_id: str, request: TicketRequest) -> None:
         """Record a dry-run draft (filing disabled): nothing is sent."""
         self._upsert(incident_id, request, state="dry_run", attempts=0)
@@ -112,10 +168,13 @@ class TicketLedger:
         if row is not None and row["state"] in SETTLED_STATES:
             return FilingOutcome(incident_id, row["state"], row["service_request_id"])
         if row is not None and row["state"] == "pending":
-            # A previous attempt may have reached the server: look before sending again.
-            found = self.reconcile(plugin, incident_id)
+            # A previous attempt may have reached the server: look before sending again, and
+            # send nothing when the server could not be asked (that is how duplicates happen).
+            reached, found = self._search(plugin, incident_id)
             if found is not None:
                 return found
+            if not reached:
+                return FilingOutcome(incident_id, "pending", error=self.row(incident_id)["last_error"])
         attempts = (row["attempts"] if row else 0) + 1
         self._upsert(incident_id, request, state="pending", attempts=attempts)
         try:
@@ -125,7 +184,7 @@ class TicketLedger:
         except SubmitAmbiguous as exc:
             self._set(incident_id, state="pending", last_error=_reason(exc), next_attempt_at=self.clock() + _backoff(attempts))
             found = self.reconcile(plugin, incident_id)
-            return found or FilingOutcome(incident_id, "pending", error=_reason(exc))
+            return found or FilingOutcome(incident_id, "pending", error=self.row(incident_id)["last_error"])
         if result.service_request_id:
             self._set(incident_id, state="submitted", service_request_id=result.service_request_id, last_error=None, filed_at=self.clock())
             return FilingOutcome(incident_id, "submitted", result.service_request_id)
@@ -138,9 +197,13 @@ class TicketLedger:
 
     def reconcile(self, plugin: TicketingPlugin, incident_id: str) -> FilingOutcome | None:
         """Search the server for this incident's marker; record the id if the ticket exists."""
+        return self._search(plugin, incident_id)[1]
+
+    def _search(self, plugin: TicketingPlugin, incident_id: str) -> tuple[bool, FilingOutcome | None]:
+        """``(whether the server answered, the outcome when the ticket was found)``."""
         row = self.row(incident_id)
         if row is None:
-            return None
+            return True, None
         marker = marker_for(incident_id)
         try:
             candidates = plugin.find(
@@ -150,26 +213,38 @@ class TicketLedger:
             )
         except TicketingError as exc:
             self._set(incident_id, last_error=f"reconcile failed: {_reason(exc)}")
-            return None
+            return False, None
         for candidate in candidates:
             if candidate.description and marker in candidate.description:
                 self._set(incident_id, state="submitted", service_request_id=candidate.service_request_id, last_error=None,
                           filed_at=row["filed_at"] or self.clock())
-                return FilingOutcome(incident_id, "submitted", candidate.service_request_id)
-        return None
+                return True, FilingOutcome(incident_id, "submitted", candidate.service_request_id)
+        return True, None
 
     def resolve_tokens(self, plugin: TicketingPlugin) -> int:
         """Turn batch tokens into ids where the server has them ready; returns how many resolved."""
         rows = self.con.execute("select incident_id, token from ops.ticket_ledger where state = 'awaiting_token'").fetchall()
         resolved = 0
         for incident_id, token in rows:
-            service_request_id = plugin.resolve_token(token)
+            try:
+                service_request_id = plugin.resolve_token(token)
+            except TicketingError as exc:
+                # The token is safe in the ledger; the next run asks again.
+                self._set(incident_id, last_error=f"token lookup failed: {_reason(exc)}")
+                continue
             if service_request_id:
                 self._set(incident_id, state="submitted", service_request_id=service_request_id)
                 resolved += 1
         return resolved
 
     def _rejected(self, incident_id: str, attempts: int, exc: TicketingError) -> FilingOutcome:
+        if exc.status == 429:
+            # Rate limited: the server did no work and said when to come back. Not the ticket's
+            # fault, so it does not count towards max_attempts.
+            wait = timedelta(seconds=getattr(exc, "retry_after_s", None) or 60)
+            self._set(incident_id, state="retry_wait", attempts=attempts - 1, last_error=_reason(exc),
+                      next_attempt_at=self.clock() + wait)
+            return FilingOutcome(incident_id, "retry_wait", error=_reason(exc))
         if attempts >= self.max_attempts:
             self._set(incident_id, state="failed", last_error=_reason(exc), next_attempt_at=None)
             return FilingOutcome(incident_id, "failed", error=_reason(exc))

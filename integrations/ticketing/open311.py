@@ -16,6 +16,7 @@ from social311.integrations.base import PluginConfig
 from social311.integrations.ticketing.base import TicketingPlugin
 from social311.integrations.ticketing.client import Open311Client
 from social311.integrations.ticketing.client.attributes import check_attributes
+from social311.integrations.ticketing.client.errors import BadRequest, NotFound
 from social311.integrations.ticketing.client.models import ServiceDefinition
 from social311.records import Service, ServiceRequest, SubmitResult, TicketRequest
 
@@ -31,8 +32,12 @@ class Open311Config(PluginConfig):
     format: Literal["json", "xml"] = "json"
     timeout_connect_s: float = Field(3.05, gt=0)
     timeout_read_s: float = Field(30, gt=0)
+    email: str | None = Field(None, description="team mailbox sent as `email` on every POST, for servers requiring one")
+    get_retries: int = Field(3, ge=0, description="retries of one GET on 429/5xx/connection failures (POST: never)")
+    backoff_s: float = Field(0.5, ge=0, description="base of the jittered exponential backoff between GET retries")
     multivalue_encoding: Literal["brackets", "repeat"] = "brackets"
     location_policy: Literal["latlong", "address", "both"] = "latlong"
+    updated_after: bool = Field(True, description="the server filters GET requests by updated_after (status sync)")
 
 
 class Open311Ticketing(TicketingPlugin):
@@ -57,6 +62,9 @@ class Open311Ticketing(TicketingPlugin):
             timeout=(config.timeout_connect_s, config.timeout_read_s),
             multivalue_encoding=config.multivalue_encoding,
             location_policy=config.location_policy,
+            email=config.email,
+            retries=config.get_retries,
+            backoff_factor=config.backoff_s,
         )
 
     def __repr__(self) -> str:
@@ -91,12 +99,32 @@ class Open311Ticketing(TicketingPlugin):
         """Tickets matching the filters; ranges over 90 days are queried window by window."""
         return self.client.requests(service_codes=service_codes, start=start, end=end, status=status)
 
+    def updates_since(self, since: datetime) -> list[ServiceRequest] | None:
+        """Tickets updated since ``since`` (``updated_after``), or None when the server lacks it.
+
+        ``updated_after`` is a v2.1-draft extension; a server without it ignores it (and answers
+        its default window) or refuses it with 400, which is read as "unsupported".
+        """
+        if not self.config.updated_after:
+            return None
+        try:
+            found = self.client.requests(updated_after=since)
+        except BadRequest:
+            return None
+        # A server that ignored the filter answers its default window: keep what really changed.
+        return [r for r in found if r.updated_datetime is None or r.updated_datetime >= since]
+
     def check_attributes(
         self, service_code: str, values: dict[str, str | list[str]]
     ) -> tuple[dict[str, str | list[str]], list[str]]:
         """Validate attributes against the service definition (fetched once per service)."""
         if service_code not in self._definitions:
-            self._definitions[service_code] = self.client.service_definition(service_code)
+            try:
+                self._definitions[service_code] = self.client.service_definition(service_code)
+            except NotFound:
+                # Some servers never implemented service definitions (issue-reporting): the
+                # values the city configured go as they are, and the server judges them.
+                return dict(values), []
         return check_attributes(self._definitions[service_code], values)
 
     def resolve_token(self, token: str) -> str | None:

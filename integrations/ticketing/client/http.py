@@ -13,6 +13,9 @@ builds and never logged.
 from __future__ import annotations
 
 import logging
+import random
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Literal
 
@@ -54,6 +57,8 @@ class Open311Client:
         retries: GET retries (ignored when ``session`` is given).
         backoff_factor: GET backoff base in seconds (ignored when ``session`` is given).
         default_tz: zone assumed for server datetimes without offset; None drops them.
+        email: sent as ``email`` on every POST, for servers that refuse tickets without one
+            (Bristol): the city team's mailbox, never a resident's.
     """
 
     def __init__(
@@ -70,6 +75,7 @@ class Open311Client:
         retries: int = 3,
         backoff_factor: float = 0.5,
         default_tz: tzinfo | None = None,
+        email: str | None = None,
     ) -> None:
         if format not in ("json", "xml"):
             raise ValueError(f"format must be 'json' or 'xml', not {format!r}")
@@ -82,6 +88,7 @@ class Open311Client:
         self.multivalue_encoding = multivalue_encoding
         self.location_policy = location_policy
         self.default_tz = default_tz
+        self.email = email
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "none"
@@ -179,6 +186,8 @@ class Open311Client:
             )
         except encode.EncodeError as exc:
             raise SubmitRejected(f"POST requests not sent: {exc}") from None
+        if self.email:
+            fields.append(("email", self.email))
         if self._api_key:
             fields.append(("api_key", self._api_key))
         url = self._url("requests")
@@ -197,6 +206,7 @@ class Open311Client:
             error = self._error(response, "POST requests")
             rejected = SubmitRejected(str(error), status=error.status, server_message=error.server_message)
             rejected.errors = error.errors  # type: ignore[attr-defined]
+            rejected.retry_after_s = getattr(error, "retry_after_s", None)  # type: ignore[attr-defined]
             raise rejected
         try:
             _, value = self._decode(response)
@@ -215,6 +225,26 @@ class Open311Client:
                 return parse.text(item.get("service_request_id"))
         return None
 
+    def poll_token(self, token: str, *, deadline_s: float = 120, first_wait_s: float = 2, max_wait_s: float = 30,
+                   sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic) -> str | None:
+        """Poll a batch token until its id appears or ``deadline_s`` passes (Chicago's advice).
+
+        Waits double from ``first_wait_s`` up to ``max_wait_s``, with jitter so many clients
+        polling one city do not arrive together.
+
+        Returns:
+            The service_request_id, or None when the deadline passed first (poll again later:
+            the token stays valid).
+        """
+        stop = monotonic() + deadline_s
+        wait = first_wait_s
+        while True:
+            found = self.token(token)
+            if found or monotonic() >= stop:
+                return found
+            sleep(max(0.0, min(wait * random.uniform(0.5, 1.0), stop - monotonic())))
+            wait = min(wait * 2, max_wait_s)
+
     def requests(
         self,
         service_request_ids: list[str] | None = None,
@@ -225,6 +255,8 @@ class Open311Client:
         updated_after: datetime | None = None,
         page: int | None = None,
         page_size: int | None = None,
+        updated_before: datetime | None = None,
+        extensions: bool = False,
     ) -> list[ServiceRequest]:
         """Query service requests (GET requests).
 
@@ -241,6 +273,9 @@ class Open311Client:
             updated_after: only requests updated since then (a v2.1 extension).
             page: page number, where the server paginates (an extension).
             page_size: page size, where the server paginates (an extension).
+            updated_before: only requests updated before then (a v2.1 extension).
+            extensions: send ``extensions=true`` (Chicago, Boston, SF); only for servers that
+                accept it: strict ones (mySociety) refuse unknown parameters with 400.
 
         Returns:
             Requests with an id, in server order, each id once.
@@ -253,6 +288,8 @@ class Open311Client:
             "service_code": ",".join(service_codes) if service_codes else None,
             "status": ",".join(status) if status else None,
             "updated_after": encode.w3c(updated_after) if updated_after else None,
+            "updated_before": encode.w3c(updated_before) if updated_before else None,
+            "extensions": "true" if extensions else None,
             "page": page,
             "page_size": page_size,
         }

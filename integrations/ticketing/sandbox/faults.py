@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 
 
@@ -24,7 +25,12 @@ class Faults:
         lose_reply_after_commit: share of POSTs whose request is stored but whose connection
             is then dropped without a reply.
         lose_next_post_replies: the next N POSTs are stored, then their reply is lost.
-        slow_s: seconds to wait after the work is done, before replying.
+        reset_mid_reply: share of answered requests whose reply is cut after the headers and
+            half the body by a TCP reset (the work, a POST's commit included, is done).
+        reset_next_replies: the next N answered requests are cut that way.
+        slow_s: seconds to wait after the work is done, before every reply.
+        slow_rate: share of replies delayed by ``slow_rate_s`` (after the work is done).
+        slow_rate_s: the delay of those replies.
         html_errors: answer errors with an HTML page instead of the spec's ``errors`` list.
         seed: seed of the random generator behind the rates.
     """
@@ -36,24 +42,35 @@ class Faults:
     retry_after_s: int = 1
     lose_reply_after_commit: float = 0.0
     lose_next_post_replies: int = 0
+    reset_mid_reply: float = 0.0
+    reset_next_replies: int = 0
     slow_s: float = 0.0
+    slow_rate: float = 0.0
+    slow_rate_s: float = 1.0
+    slow_next: int = 0
     html_errors: bool = False
     seed: int = 311
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _rng: random.Random | None = field(default=None, repr=False, compare=False)
+    #: How often each fault fired, by its counter's name (for tests that need a fault share).
+    fired: Counter = field(default_factory=Counter, repr=False, compare=False)
 
     def fire(self, counter: str, rate: str) -> bool:
         """Whether the fault named by ``counter``/``rate`` hits this request (thread-safe)."""
         with self._lock:
             if getattr(self, counter) > 0:
                 setattr(self, counter, getattr(self, counter) - 1)
+                self.fired[counter] += 1
                 return True
             probability = getattr(self, rate)
             if probability <= 0:
                 return False
             if self._rng is None:
                 self._rng = random.Random(self.seed)
-            return self._rng.random() < probability
+            hit = self._rng.random() < probability
+            if hit:
+                self.fired[counter] += 1
+            return hit
 
 
 @dataclass
@@ -67,6 +84,24 @@ class Quirks:
         local_offsets: datetimes with microseconds and a ``+02:00`` offset (issue-reporting).
         pagination: honour ``page``/``page_size`` (1-based) on GET requests.
         token_polls: how many GET tokens calls answer "no id yet" before the id appears.
+        application_xml: XML as ``application/xml`` instead of ``text/xml`` (issue-reporting).
+        empty_strings: ``""`` instead of null in JSON (issue-reporting).
+        unknown_latlong: how a request without coordinates shows them: ``"null"`` (spec),
+            ``"omit"`` (issue-reporting leaves them out) or ``"zero"`` (open311-adapter's 0).
+        lenient_status: 400 where the spec says 403 (api_key) or 404 (unknown service)
+            (both servers).
+        dict_errors: errors as one JSON object ``{"code", "detail"}`` / XML ``<requests><code>``
+            instead of the ``errors`` list (issue-reporting).
+        pretty_json: indented JSON with keys in reverse order (open311-adapter).
+        post_200: POST answers 200 instead of 201 (open311-adapter).
+        strict_params: GET requests refuses any parameter beyond the spec's with 400, e.g.
+            ``page_size``, ``extensions``, ``updated_after`` (open311-adapter).
+        random_ids: ids as 8 random ``[a-z0-9]`` characters (issue-reporting).
+        no_definitions: ``services/{code}`` and ``tokens/{t}`` are not implemented: 404 HTML
+            pages (issue-reporting).
+        require_description: POST without ``description`` is refused (issue-reporting).
+        require_email: POST without ``email`` is refused (Bristol's FixMyStreet).
+        no_fractional_dates: date filters with fractional seconds are refused (Toronto).
     """
 
     string_booleans: bool = False
@@ -75,3 +110,47 @@ class Quirks:
     local_offsets: bool = False
     pagination: bool = True
     token_polls: int = 1
+    application_xml: bool = False
+    empty_strings: bool = False
+    unknown_latlong: str = "null"
+    lenient_status: bool = False
+    dict_errors: bool = False
+    pretty_json: bool = False
+    post_200: bool = False
+    strict_params: bool = False
+    random_ids: bool = False
+    no_definitions: bool = False
+    require_description: bool = False
+    require_email: bool = False
+    no_fractional_dates: bool = False
+
+
+#: One switch per recorded deviation, for tests that run a suite in every quirk mode.
+QUIRK_MODES: dict[str, dict[str, object]] = {
+    "string_booleans": {"string_booleans": True},
+    "requests_root": {"requests_root": True},
+    "no_charset": {"no_charset": True},
+    "local_offsets": {"local_offsets": True},
+    "no_pagination": {"pagination": False},
+    "slow_tokens": {"token_polls": 3},
+    "application_xml": {"application_xml": True},
+    "empty_strings": {"empty_strings": True},
+    "omit_latlong": {"unknown_latlong": "omit"},
+    "zero_latlong": {"unknown_latlong": "zero"},
+    "lenient_status": {"lenient_status": True},
+    "dict_errors": {"dict_errors": True},
+    "pretty_json": {"pretty_json": True},
+    "post_200": {"post_200": True},
+    "strict_params": {"strict_params": True},
+    "random_ids": {"random_ids": True},
+    "no_definitions": {"no_definitions": True},
+    "require_description": {"require_description": True},
+    "require_email": {"require_email": True},
+    "no_fractional_dates": {"no_fractional_dates": True},
+    # issue-reporting (6aika) and open311-adapter (mySociety) as recorded, all at once
+    "issue_reporting": {"requests_root": True, "no_charset": True, "local_offsets": True, "application_xml": True,
+                        "empty_strings": True, "unknown_latlong": "omit", "lenient_status": True, "dict_errors": True,
+                        "random_ids": True, "no_definitions": True, "require_description": True},
+    "open311_adapter": {"string_booleans": True, "no_charset": True, "pretty_json": True, "post_200": True,
+                        "strict_params": True, "lenient_status": True, "unknown_latlong": "zero"},
+}

@@ -2,12 +2,14 @@
 
 Each route is answered in ``.json`` or ``.xml``; any other suffix or path is a 404 with the
 spec's ``errors`` body. Faults fire in the order a real failure would: rate limiting and
-overload before any work, a lost reply or a slow one after the request is committed.
+overload before any work; a lost reply, a reply cut by a reset, or a slow one after the request
+is committed.
 """
 
 from __future__ import annotations
 
 import socket
+import struct
 import time
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
@@ -80,11 +82,18 @@ class Handler(BaseHTTPRequestHandler):
             params = parse_qsl(parts.query, keep_blank_values=True)
             status, root, item_tag, value = self._route(method, resource, params, body)
             payload = render.body(fmt, root, value, sandbox.quirks, item_tag)
-            self._reply(status, payload, render.content_type(fmt, sandbox.quirks))
+            ctype = render.content_type(fmt, sandbox.quirks)
+            if sandbox.faults.fire("reset_next_replies", "reset_mid_reply"):
+                self._reset_mid_reply(status, payload, ctype)
+            else:
+                self._reply(status, payload, ctype)
         except _LostReply:
             self.close_connection = True  # committed, then the connection drops: no status line
         except HttpError as exc:
-            payload, ctype = render.errors(fmt, exc.status, exc.messages, sandbox.quirks, as_html=sandbox.faults.html_errors)
+            if sandbox.quirks.lenient_status and exc.status in (403, 404) and not exc.html:
+                exc.status = 400
+            payload, ctype = render.errors(fmt, exc.status, exc.messages, sandbox.quirks,
+                                           as_html=sandbox.faults.html_errors or exc.html)
             headers = {"Retry-After": str(sandbox.faults.retry_after_s)} if exc.status == 429 else {}
             self._reply(exc.status, payload, ctype, headers)
         except Exception as exc:  # noqa: BLE001 - a sandbox bug must still answer, as a 500
@@ -99,8 +108,11 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _reply(self, status: int, payload: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
-        if self.sandbox.faults.slow_s > 0:
-            time.sleep(self.sandbox.faults.slow_s)
+        faults = self.sandbox.faults
+        if faults.slow_s > 0:
+            time.sleep(faults.slow_s)
+        elif faults.fire("slow_next", "slow_rate"):
+            time.sleep(faults.slow_rate_s)
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(payload)))
@@ -108,6 +120,18 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
+
+    def _reset_mid_reply(self, status: int, payload: bytes, ctype: str) -> None:
+        """Send the headers and half the body, then reset the connection (RST, not FIN)."""
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload[: len(payload) // 2])
+        self.wfile.flush()
+        # SO_LINGER with a zero timeout makes close() send RST: the client sees a reset.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
 
     def _route(self, method: str, resource: str, params: list[tuple[str, str]], body: bytes) -> tuple[int, str, str | None, Any]:
         sandbox = self.sandbox
@@ -122,6 +146,8 @@ class Handler(BaseHTTPRequestHandler):
             return 200, "discovery", None, sandbox.discovery()
         if resource == "services":
             return 200, "services", "service", [render.service_item(s) for s in sandbox.services()]
+        if head in ("services", "tokens") and tail and sandbox.quirks.no_definitions:
+            raise HttpError(404, f"Page not found: {resource}", html=True)
         if head == "services" and tail:
             svc = sandbox.service(tail)
             if svc is None:
@@ -146,13 +172,15 @@ class Handler(BaseHTTPRequestHandler):
     def _submit(self, fields: list[tuple[str, str]]) -> tuple[int, str, str, Any]:
         sandbox = self.sandbox
         catalog = {s.service_code: s for s in sandbox.services()}
+        quirks = sandbox.quirks
+        required = ("description",) * quirks.require_description + ("email",) * quirks.require_email
         columns = validate.submission(
-            fields, catalog, api_keys=sandbox.api_keys, jurisdiction_id=sandbox.jurisdiction_id
+            fields, catalog, api_keys=sandbox.api_keys, jurisdiction_id=sandbox.jurisdiction_id, required=required
         )
         svc = catalog[columns["service_code"]]
         notice = f"{svc.agency_responsible or 'The city'} usually responds within 3 business days."
         columns.update(service_notice=notice, expected_at=time.time() + _EXPECTED_S)
-        row = sandbox.store.insert(columns, with_token=svc.type == "batch")
+        row = sandbox.store.insert(columns, with_token=svc.type == "batch", random_id=quirks.random_ids)
         if sandbox.faults.fire("lose_next_post_replies", "lose_reply_after_commit"):
             raise _LostReply
         if svc.type == "batch":
@@ -161,11 +189,13 @@ class Handler(BaseHTTPRequestHandler):
             item = {"service_notice": notice}
         else:
             item = {"service_request_id": row["service_request_id"], "service_notice": notice}
-        return 201, "service_requests", "request", [item]
+        return 200 if quirks.post_200 else 201, "service_requests", "request", [item]
 
     def _query(self, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
         sandbox = self.sandbox
-        filters = validate.query(params, time.time(), pagination=sandbox.quirks.pagination)
+        quirks = sandbox.quirks
+        filters = validate.query(params, time.time(), pagination=quirks.pagination, strict=quirks.strict_params,
+                                 whole_seconds=quirks.no_fractional_dates)
         if "ids" in filters:
             rows = sandbox.store.by_ids(filters["ids"])
         else:

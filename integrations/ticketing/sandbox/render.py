@@ -22,7 +22,8 @@ _LOCAL = timezone(timedelta(hours=2))  # issue-reporting's Helsinki offset
 
 def content_type(kind: str, quirks: Quirks) -> str:
     """The Content-Type for ``json``/``xml``/``html``/``text``, with charset unless quirked."""
-    return CONTENT_TYPES[kind] + ("" if quirks.no_charset else "; charset=utf-8")
+    base = "application/xml" if kind == "xml" and quirks.application_xml else CONTENT_TYPES[kind]
+    return base + ("" if quirks.no_charset else "; charset=utf-8")
 
 
 def w3c(epoch: float | None, quirks: Quirks) -> str | None:
@@ -88,7 +89,29 @@ def request_item(row: dict[str, Any], quirks: Quirks) -> dict[str, Any]:
         "long": row["long"],
         "media_url": row["media_url"],
     }
+    if row["lat"] is None and quirks.unknown_latlong == "omit":
+        del item["lat"], item["long"]
+    elif row["lat"] is None and quirks.unknown_latlong == "zero":
+        item.update(lat=0, long=0)
     return item
+
+
+def _blank_nulls(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return [_blank_nulls(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _blank_nulls(v) for k, v in value.items()}
+    return value
+
+
+def _reverse_keys(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_reverse_keys(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _reverse_keys(value[k]) for k in reversed(list(value))}
+    return value
 
 
 def _stringify(value: Any) -> Any:
@@ -129,6 +152,9 @@ def body(fmt: str, root: str, value: Any, quirks: Quirks, item_tag: str | None =
     """
     if fmt == "json":
         data = _stringify(value) if quirks.string_booleans else value
+        data = _blank_nulls(data) if quirks.empty_strings else data
+        if quirks.pretty_json:
+            return json.dumps(_reverse_keys(data), ensure_ascii=False, indent=2).encode("utf-8")
         return json.dumps(data, ensure_ascii=False).encode("utf-8")
     if root == "service_requests" and quirks.requests_root:
         root = "requests"
@@ -151,5 +177,10 @@ def errors(fmt: str, status: int, messages: list[str], quirks: Quirks, *, as_htm
         text = html.escape("; ".join(messages))
         page = f"<!DOCTYPE html><html><head><title>{status} {text}</title></head><body><h1>Error {status}</h1><p>{text}</p></body></html>"
         return page.encode("utf-8"), content_type("html", quirks)
+    if quirks.dict_errors:  # Django REST framework's shape, as issue-reporting sends it
+        detail = "; ".join(messages)
+        if fmt == "json":
+            return json.dumps({"code": status, "detail": detail}).encode("utf-8"), content_type(fmt, quirks)
+        return body(fmt, "requests", {"code": status, "detail": detail}, quirks), content_type(fmt, quirks)
     items = [{"code": status, "description": m} for m in messages]
     return body(fmt, "errors", items, quirks, "error"), content_type(fmt, quirks)

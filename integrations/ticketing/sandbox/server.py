@@ -8,6 +8,7 @@ which is what exactly-once filing has to be tested against.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from social311.integrations.ticketing.sandbox.catalog import CatalogService, default_catalog, load_catalog
-from social311.integrations.ticketing.sandbox.faults import Faults, Quirks
+from social311.integrations.ticketing.sandbox.faults import QUIRK_MODES, Faults, Quirks
 from social311.integrations.ticketing.sandbox.handler import Handler
 from social311.integrations.ticketing.sandbox.store import Store
 
@@ -27,6 +28,12 @@ CatalogSource = str | Path | Iterable[CatalogService | dict[str, Any]] | None
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # bursts of 50+ POSTs a second queue instead of being refused
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that timed out and left is what fault drills are made of, not a sandbox bug.
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
 
 def _catalog(source: CatalogSource) -> list[CatalogService]:
@@ -169,12 +176,14 @@ class SandboxServer:
         """How many requests the server has committed (to assert there are no duplicates)."""
         return self.store.count(service_code, description_contains)
 
-    def set_status(self, service_request_id: str, status: str, notes: str | None = None) -> bool:
-        """Close or reopen a request as city staff would; True when it exists."""
-        return self.store.set_status(service_request_id, status, notes)
+    def set_status(self, service_request_id: str, status: str, notes: str | None = None, *,
+                   agency: str | None = None, at: float | None = None) -> bool:
+        """Close or reopen a request as city staff would; True when it exists (see Store.set_status)."""
+        return self.store.set_status(service_request_id, status, notes, agency=agency, at=at)
 
 
-def run_sandbox(port: int, db_path: str, api_keys: list[str], catalog: str | None = None) -> None:
+def run_sandbox(port: int, db_path: str, api_keys: list[str], catalog: str | None = None,
+                quirk_modes: Iterable[str] = ()) -> None:
     """Serve a sandbox on 127.0.0.1 until SIGINT or SIGTERM; prints the endpoint URL.
 
     Args:
@@ -182,10 +191,19 @@ def run_sandbox(port: int, db_path: str, api_keys: list[str], catalog: str | Non
         db_path: SQLite file that keeps requests across restarts.
         api_keys: keys accepted on POST.
         catalog: optional JSON/YAML catalog file; the default city otherwise.
+        quirk_modes: names from :data:`QUIRK_MODES`, combined.
+
+    Raises:
+        ValueError: for an unknown quirk mode.
     """
+    switches: dict[str, Any] = {}
+    for mode in quirk_modes:
+        if mode not in QUIRK_MODES:
+            raise ValueError(f"unknown quirk mode {mode!r}; known: {', '.join(sorted(QUIRK_MODES))}")
+        switches.update(QUIRK_MODES[mode])
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    server = SandboxServer(port=port, db_path=db_path, api_keys=api_keys, catalog=catalog).start()
+    server = SandboxServer(port=port, db_path=db_path, api_keys=api_keys, catalog=catalog, quirks=Quirks(**switches)).start()
     try:
         print(f"Open311 sandbox at {server.url} (requests kept in {db_path}); Ctrl-C stops it", flush=True)
         stop.wait()

@@ -68,12 +68,13 @@ class Store:
         with self._lock:
             self._db.close()
 
-    def insert(self, fields: dict[str, Any], *, with_token: bool = False) -> dict[str, Any]:
+    def insert(self, fields: dict[str, Any], *, with_token: bool = False, random_id: bool = False) -> dict[str, Any]:
         """Commit one new request and return it as stored.
 
         Args:
             fields: column values (``attributes``/``contact`` as dicts); unknown keys are errors.
             with_token: also issue a batch token for it.
+            random_id: an 8-character ``[a-z0-9]`` id (issue-reporting) instead of a number.
         """
         values = {k: fields.get(k) for k in _COLUMNS}
         values["attributes"] = json.dumps(fields.get("attributes") or {}, ensure_ascii=False)
@@ -86,7 +87,7 @@ class Store:
             self._db.execute("begin immediate")
             seq = self._db.execute("select coalesce(max(seq), 0) + 1 from service_requests").fetchone()[0]
             values.update(
-                service_request_id=str(_FIRST_ID + seq),
+                service_request_id=uuid.uuid4().hex[:8] if random_id else str(_FIRST_ID + seq),
                 token=uuid.uuid4().hex if with_token else None,
                 requested_at=now,
                 updated_at=now,
@@ -154,14 +155,26 @@ class Store:
             self._db.execute("update service_requests set token_polls = token_polls + 1 where token = ?", (token,))
             return True, None
 
-    def set_status(self, service_request_id: str, status: str, notes: str | None = None) -> bool:
-        """Change a request's status, as the city's staff would; True when it exists."""
+    def set_status(self, service_request_id: str, status: str, notes: str | None = None, *,
+                   agency: str | None = None, at: float | None = None) -> bool:
+        """Change a request's status, as the city's staff would; True when it exists.
+
+        Args:
+            agency: the agency now responsible (kept when None).
+            at: the update's epoch time (now by default), so tests can stage a history.
+        """
         with self._lock, self._db:
             cur = self._db.execute(
-                "update service_requests set status = ?, status_notes = ?, updated_at = ? where service_request_id = ?",
-                (status, notes, time.time(), service_request_id),
+                "update service_requests set status = ?, status_notes = ?, updated_at = ?, "
+                "agency_responsible = coalesce(?, agency_responsible) where service_request_id = ?",
+                (status, notes, time.time() if at is None else at, agency, service_request_id),
             )
             return cur.rowcount == 1
+
+    def descriptions(self) -> list[tuple[str, str | None]]:
+        """``(service_request_id, description)`` of every stored request (for filing audits)."""
+        with self._lock:
+            return [tuple(r) for r in self._db.execute("select service_request_id, description from service_requests order by seq")]
 
     def count(self, service_code: str | None = None, description_contains: str | None = None) -> int:
         """How many requests are stored, optionally of one service or holding a text."""

@@ -21,10 +21,11 @@ _CONTACT = ("email", "device_id", "account_id", "first_name", "last_name", "phon
 class HttpError(Exception):
     """An answer with an ``errors`` body: ``status`` and one message per problem."""
 
-    def __init__(self, status: int, *messages: str) -> None:
+    def __init__(self, status: int, *messages: str, html: bool = False) -> None:
         super().__init__(f"{status}: {'; '.join(messages)}")
         self.status = status
         self.messages = list(messages)
+        self.html = html  # answered as a framework's HTML page, as unimplemented routes are
 
 
 def first(fields: list[tuple[str, str]], name: str) -> str | None:
@@ -101,11 +102,13 @@ def submission(
     *,
     api_keys: set[str],
     jurisdiction_id: str | None,
+    required: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Validate a POST requests form and return the columns to store.
 
     Raises:
-        HttpError: 403 bad api_key, 404 unknown service or jurisdiction, 400 anything else.
+        HttpError: 403 bad api_key, 404 unknown service or jurisdiction, 400 anything else
+            (``required`` names fields a quirky server insists on, e.g. ``email``).
     """
     if first(fields, "api_key") not in api_keys:
         raise HttpError(403, "api_key missing or invalid")
@@ -126,6 +129,7 @@ def submission(
         problems.append("lat and long must be given together")
     elif lat is None and address is None and address_id is None:
         problems.append("a location is required: lat and long, address_string or address_id")
+    problems.extend(f"{name} is required" for name in required if first(fields, name) is None)
     description = first(fields, "description")
     if description is not None and len(description) > MAX_DESCRIPTION:
         problems.append(f"description is longer than {MAX_DESCRIPTION} characters")
@@ -165,15 +169,26 @@ def _comma(value: str | None) -> list[str]:
     return [p.strip() for p in (value or "").split(",") if p.strip()]
 
 
-def query(params: list[tuple[str, str]], now: float, *, pagination: bool) -> dict[str, Any]:
+#: The parameters of GET requests in the spec; a strict server refuses any other.
+SPEC_QUERY_PARAMS = frozenset({"jurisdiction_id", "service_request_id", "service_code", "start_date", "end_date", "status"})
+
+
+def query(params: list[tuple[str, str]], now: float, *, pagination: bool, strict: bool = False,
+          whole_seconds: bool = False) -> dict[str, Any]:
     """Validate GET requests filters into :meth:`Store.query` arguments (or ``ids``).
 
     Without dates the most recent 90 days apply; a span over 90 days is refused; at most
     1000 requests come back.
 
     Raises:
-        HttpError: 400 for bad dates, spans, statuses or page numbers.
+        HttpError: 400 for bad dates, spans, statuses or page numbers; with ``strict``, for
+            any parameter beyond the spec's; with ``whole_seconds``, for fractional seconds.
     """
+    unexpected = sorted({k for k, _ in params} - SPEC_QUERY_PARAMS)
+    if strict and unexpected:
+        raise HttpError(400, f"found unexpected entries: {', '.join(unexpected)}")
+    if whole_seconds and any("." in v for k, v in params if k.endswith("_date")):
+        raise HttpError(400, "dates with fractional seconds are not supported")
     ids = _comma(first(params, "service_request_id"))
     if ids:
         return {"ids": ids}  # the id list overrides every other filter

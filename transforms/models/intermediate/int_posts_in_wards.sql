@@ -1,6 +1,7 @@
 -- Every post with its signals, issue type and location, placed in the ward whose boundaries
 -- were in force on the post's date. Points on a shared edge go to the lowest ward id, so the
--- result is deterministic; located points outside every ward are kept and flagged.
+-- result is deterministic; located points outside every ward are kept and flagged; points
+-- shared by many geotagged posts (a geocoder's default) get low confidence and no ward.
 with
 
 posts as (
@@ -46,6 +47,7 @@ located as (
 
     select
         locations.*,
+        posts.is_repost,
         cast(posts.created_at as date) as post_date
     from locations
     inner join posts using (post_id)
@@ -53,44 +55,69 @@ located as (
 
 ),
 
-within_ward as (
+default_points as (
 
-    -- ST_Within on the R-tree-backed spatial join; interior points match exactly one ward.
-    select located.post_id, wards.ward_id, wards.boundary_version
+    -- A geocoder's fallback (City Hall, a city centroid, a platform's city box) puts many
+    -- unrelated reports on one identical point: that point says nothing about their ward.
+    -- Text matches are exempt: residents naming one corner rightly share its coordinates.
+    select lat, lon
     from located
-    inner join wards
-        on st_within(located.geom, wards.geom)
-        and (wards.valid_from is null or located.post_date >= wards.valid_from)
-        and (wards.valid_to is null or located.post_date < wards.valid_to)
+    where location_method in ('geotag', 'place_bbox') and not coalesce(is_repost, false)
+    group by lat, lon
+    having count(*) >= {{ var('default_point_min_posts', 5) }}
 
 ),
 
-on_edge as (
+flagged as (
 
-    -- Points on a boundary line are within no ward: give them the lowest touching ward id.
-    select post_id, ward_id, boundary_version
-    from (
-        select
-            located.post_id,
-            wards.ward_id,
-            wards.boundary_version,
-            row_number() over (partition by located.post_id order by wards.ward_id) as rank_in_post
-        from located
-        inner join wards
-            on st_intersects(located.geom, wards.geom)
-            and (wards.valid_from is null or located.post_date >= wards.valid_from)
-            and (wards.valid_to is null or located.post_date < wards.valid_to)
-        where located.post_id not in (select post_id from within_ward)
-    ) as ranked
-    where rank_in_post = 1
+    select
+        located.*,
+        default_points.lat is not null
+        and located.location_method in ('geotag', 'place_bbox') as is_default_point
+    from located
+    left join default_points
+        on located.lat = default_points.lat and located.lon = default_points.lon
+
+),
+
+candidates as (
+
+    select post_id, geom, post_date
+    from flagged
+    where not is_default_point
 
 ),
 
 ward_of_post as (
 
-    select * from within_ward
-    union all
-    select * from on_edge
+    -- One spatial join (DuckDB's SPATIAL_JOIN: an R-tree over the ward polygons) on
+    -- ST_Intersects alone; the boundary dates are applied after it, through the ranking,
+    -- because a date condition inside the join makes DuckDB fall back to a nested-loop join
+    -- (15x slower on a million posts). A point inside a ward matches it; a point on a shared
+    -- edge touches several: the lowest ward id wins, so the result is deterministic.
+    select post_id, ward_id, boundary_version
+    from (
+        select
+            post_id,
+            ward_id,
+            boundary_version,
+            is_in_force,
+            row_number() over (
+                partition by post_id order by is_in_force desc, ward_id
+            ) as rank_in_post
+        from (
+            select
+                candidates.post_id,
+                wards.ward_id,
+                wards.boundary_version,
+                (wards.valid_from is null or candidates.post_date >= wards.valid_from)
+                and (wards.valid_to is null or candidates.post_date < wards.valid_to) as is_in_force
+            from candidates
+            inner join wards
+                on st_intersects(candidates.geom, wards.geom)
+        ) as touching
+    ) as ranked
+    where rank_in_post = 1 and is_in_force
 
 ),
 
@@ -114,15 +141,22 @@ final as (
         locations.lat,
         locations.lon,
         coalesce(locations.location_method, 'none') as location_method,
-        coalesce(locations.location_confidence, 0.0) as location_confidence,
+        case
+            when flagged.is_default_point then least(locations.location_confidence, 0.1)
+            else coalesce(locations.location_confidence, 0.0)
+        end as location_confidence,
+        coalesce(flagged.is_default_point, false) as is_default_point,
         ward_of_post.ward_id,
         ward_of_post.boundary_version,
-        locations.lat is not null and ward_of_post.ward_id is null as is_outside_wards
+        locations.lat is not null
+        and not coalesce(flagged.is_default_point, false)
+        and ward_of_post.ward_id is null as is_outside_wards
     from posts
     left join signals using (post_id)
     left join types using (post_id)
     left join locations using (post_id)
     left join ward_of_post using (post_id)
+    left join flagged using (post_id)
 
 )
 

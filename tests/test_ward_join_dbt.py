@@ -1,0 +1,31 @@
+"""The ward join's dbt unit tests and data tests, run by real dbt on a fresh DuckDB file.
+
+The unit tests (transforms/models/intermediate/_intermediate.yml) pin the rules: interior point,
+shared edge to the lowest id, outside flagged, the boundaries in force on the post's date, and
+default coordinates caught. ``dbt build`` runs them before the model, then the data tests.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from social311.orchestration.transforms import PROJECT_DIR, dbt_env, dbt_executable
+from social311.warehouse import connect
+
+
+def test_ward_join_unit_and_data_tests_pass(tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    with connect(db):
+        pass  # the Python-written source tables, empty
+    result = subprocess.run(
+        [dbt_executable(), "build", "--select", "+int_posts_in_wards", "--project-dir", str(PROJECT_DIR),
+         "--profiles-dir", str(PROJECT_DIR), "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")],
+        env={**os.environ, **dbt_env(db)}, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-4000:]
+    for name in ("ward_join_places_points_and_flags_outside", "ward_join_uses_the_boundaries_in_force_on_the_post_date",
+                 "ward_join_catches_default_coordinates", "default_point_posts_have_low_confidence"):
+        assert name in result.stdout, name
+    assert "ERROR=0" in result.stdout  # dbt counts failed tests as errors
