@@ -24,3 +24,15 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"real public data not found at {path} (set SOCIAL311_SHARED_DATA)")
     return path
+
+
+@pytest.fixture(scope="session")
+def postgis_url():
+    """A throwaway PostGIS cluster on 127.0.0.1 for the whole session (skips without the binaries)."""
+    from social311.integrations.testing.gis import PostGISCluster, postgis_binaries
+
+    bindir, why = postgis_binaries()
+    if bindir is None:
+        pytest.skip(why)
+    with PostGISCluster(bindir) as cluster:
+        yield cluster.url

@@ -24,7 +24,7 @@ from social311.integrations.gis.geojson import GeoJSONConfig, GeoJSONGIS
 from social311.integrations.gis.normalise import polygonal
 from social311.integrations.gis.postgis import PostGISConfig, PostGISGIS
 from social311.integrations.gis.shapefile import ShapefileConfig, ShapefileGIS
-from social311.integrations.testing.gis import FeatureServerSandbox, PostGISCluster, postgis_binaries
+from social311.integrations.testing.gis import FeatureServerSandbox
 from social311.models.wardjoin import duckdb_assign, shapely_assign
 from social311.records import Ward
 from social311.warehouse import connect
@@ -37,14 +37,6 @@ LAYERS = {
 }
 N_POINTS = 100_000
 
-
-@pytest.fixture(scope="module")
-def postgis_url():
-    bindir, why = postgis_binaries()
-    if bindir is None:
-        pytest.skip(why)
-    with PostGISCluster(bindir) as cluster:
-        yield cluster.url
 
 
 def write_shapefile(src: Path, id_prop: str, crs: str, out: Path, as_zip: bool) -> Path:

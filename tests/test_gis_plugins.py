@@ -13,7 +13,7 @@ from social311.integrations.gis.arcgis import ArcGISConfig, ArcGISError, ArcGISG
 from social311.integrations.gis.postgis import PostGISConfig, PostGISError, PostGISGIS
 from social311.integrations.gis.shapefile import ShapefileConfig, ShapefileError, ShapefileGIS
 from social311.integrations.testing import GISContract
-from social311.integrations.testing.gis import FeatureServerSandbox, PostGISCluster, postgis_binaries
+from social311.integrations.testing.gis import FeatureServerSandbox
 from social311.warehouse import connect
 
 DEMO_WARDS = Path(str(resources.files("social311.demo") / "wards.geojson"))
@@ -35,14 +35,6 @@ def write_demo_shapefile(folder: Path, srs: str = "EPSG:3435", prj: bool = True)
         (folder / "wards.prj").unlink()
     return folder
 
-
-@pytest.fixture(scope="module")
-def postgis_url():
-    bindir, why = postgis_binaries()
-    if bindir is None:
-        pytest.skip(why)
-    with PostGISCluster(bindir) as cluster:
-        yield cluster.url
 
 
 def shapefile_gis(path: Path, **cfg) -> ShapefileGIS:
