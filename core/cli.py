@@ -6,6 +6,8 @@ Usage::
     social311 run --config CITY.yaml        # one pass of the pipeline for a configured city
     social311 sandbox --port 8311           # the local Open311 sandbox server alone
     social311 tickets --config CITY.yaml [--stuck]
+    social311 eval [--out FILE]             # the language models on the shared labelled data
+    social311 review --config CITY.yaml [--accept ID | --reject ID | --relabel ID CODE]
 """
 
 from __future__ import annotations
@@ -148,6 +150,58 @@ def cmd_tickets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    _offline()
+    from social311.models.evaluation import runner
+
+    if args.data:
+        if not (args.task and args.text_column and args.label_column):
+            print("--data needs --task, --text-column and --label-column", file=sys.stderr)
+            return 2
+        result = runner.run_file(args.task, Path(args.data), args.text_column, args.label_column,
+                                 Path(args.train) if args.train else None, backend=args.backend)
+    else:
+        from social311.models.evaluation.datasets import default_data_dir
+
+        data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+        if not data_dir.is_dir():
+            print(f"no shared data at {data_dir} (set SOCIAL311_SHARED_DATA or --data-dir): nothing to evaluate")
+            return 0
+        result = runner.run_shared(data_dir, backend=args.backend, log=lambda m: print(m, file=sys.stderr))
+    print(runner.format_table(result))
+    runner.write(result, Path(args.out))
+    print(f"\nWritten to {args.out}")
+    return 0
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from social311.config import load_config
+    from social311.models.review import LabelError, list_queue, record_label
+    from social311.warehouse import connect
+
+    cfg = load_config(args.config)
+    with connect(cfg.duckdb_path) as con:
+        try:
+            if args.accept:
+                record_label(con, args.accept, "accept")
+            elif args.reject:
+                record_label(con, args.reject, "reject")
+            elif args.relabel:
+                record_label(con, args.relabel[0], "relabel", service_code=args.relabel[1])
+            else:
+                rows = list_queue(con)
+                for r in rows:
+                    print(f"{r.incident_id}  {r.service_code or '-':<12} ward={r.ward_id or '-':<5} "
+                          f"confidence={r.confidence:.2f} posts={r.post_count}  {r.text[:80]}")
+                print(f"{len(rows)} incidents waiting for review")
+                return 0
+        except LabelError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    print("recorded; it takes effect on the next run")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="social311", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -172,6 +226,23 @@ def build_parser() -> argparse.ArgumentParser:
     tickets.add_argument("--retry", action="append", metavar="INCIDENT_ID",
                          help="give a failed ticket fresh attempts on the next run, after fixing its cause (repeatable)")
     tickets.set_defaults(func=cmd_tickets)
+    evaluate = sub.add_parser("eval", help="evaluate the language models on labelled data (offline)")
+    evaluate.add_argument("--out", default=".social311/eval.json", help="where the JSON result goes")
+    evaluate.add_argument("--data-dir", help="the shared data folder (default SOCIAL311_SHARED_DATA or ../shared/data)")
+    evaluate.add_argument("--backend", default="onnx-int8", choices=("torch", "onnx-int8", "onnx-fp32"))
+    evaluate.add_argument("--task", choices=("relevance", "complaint", "service_type"), help="with --data: what the labels are")
+    evaluate.add_argument("--data", help="any labelled CSV to evaluate on (cross-validated unless --train)")
+    evaluate.add_argument("--text-column")
+    evaluate.add_argument("--label-column")
+    evaluate.add_argument("--train", help="a labelled CSV to train on; --data is then the test set")
+    evaluate.set_defaults(func=cmd_eval)
+    review = sub.add_parser("review", help="incidents below the confidence threshold, and labels for them")
+    review.add_argument("--config", required=True)
+    action = review.add_mutually_exclusive_group()
+    action.add_argument("--accept", metavar="INCIDENT_ID", help="file it on the next run")
+    action.add_argument("--reject", metavar="INCIDENT_ID", help="never file it")
+    action.add_argument("--relabel", nargs=2, metavar=("INCIDENT_ID", "SERVICE_CODE"), help="file it under this service")
+    review.set_defaults(func=cmd_review)
     return parser
 
 

@@ -92,6 +92,10 @@ TABLES: dict[str, str] = {
         representative_text VARCHAR, confidence DOUBLE NOT NULL, status VARCHAR NOT NULL,
         updated_at TIMESTAMPTZ""",
     "ops.incident_posts": "incident_id VARCHAR NOT NULL, post_id VARCHAR PRIMARY KEY, merge_reason VARCHAR",
+    # A reviewer's label of an incident in the review queue (models/review.py); the latest wins.
+    "ops.review_labels": """
+        incident_id VARCHAR PRIMARY KEY, action VARCHAR NOT NULL, service_code VARCHAR,
+        labelled_at TIMESTAMPTZ NOT NULL""",
     "ops.ticket_ledger": """
         incident_id VARCHAR PRIMARY KEY, marker VARCHAR NOT NULL UNIQUE, state VARCHAR NOT NULL,
         service_code VARCHAR NOT NULL, service_request_id VARCHAR, token VARCHAR,

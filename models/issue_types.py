@@ -94,6 +94,30 @@ def service_types(services: list[Service], embedder: Any) -> list[IssueType]:
     return types
 
 
+def with_examples(types: list[IssueType], examples: dict[str, np.ndarray], prior: float = 3.0) -> list[IssueType]:
+    """Mapped types whose centroids are pulled towards posts reviewers filed under their service.
+
+    Args:
+        types: from ``service_types``.
+        examples: service_code -> ``(n, dims)`` embeddings of reviewed posts (``review.typed_examples``).
+        prior: how many posts the catalog text counts for: the centroid moves by n / (n + prior).
+
+    Returns:
+        The same types (same ids, labels, codes) with updated centroids; the rest unchanged.
+    """
+    out = []
+    for t in types:
+        rows = examples.get(t.service_code) if t.service_code is not None else None
+        if rows is None or not len(rows):
+            out.append(t)
+            continue
+        weight = len(rows) / (len(rows) + prior)
+        mean = _normalise(np.asarray(rows, dtype=np.float64).mean(axis=0))
+        centroid = _normalise((1 - weight) * t.centroid + weight * mean).astype(np.float32)
+        out.append(IssueType(t.type_id, t.label, t.service_code, t.status, centroid, t.top_terms))
+    return out
+
+
 def assign_types(
     embeddings: np.ndarray, types: list[IssueType], min_similarity: float
 ) -> list[tuple[str | None, float]]:

@@ -53,12 +53,15 @@ class RelevanceModel:
         self.platt_b = 0.0
 
     @classmethod
-    def from_seeds(cls, embedder: Any, service_texts: list[str] | tuple[str, ...] = ()) -> RelevanceModel:
+    def from_seeds(cls, embedder: Any, service_texts: list[str] | tuple[str, ...] = (),
+                   labelled: tuple[np.ndarray, np.ndarray] | None = None) -> RelevanceModel:
         """Train on the packaged seeds plus service catalog texts as extra positives.
 
         Args:
             embedder: anything with ``encode(list[str]) -> np.ndarray`` (an ``Embedder``).
             service_texts: service names/descriptions of the city's catalog.
+            labelled: ``(embeddings, 0/1 labels)`` of posts a reviewer labelled
+                (``review.labelled_posts``), added to the seeds; already embedded, so not again.
 
         Returns:
             A fitted model.
@@ -67,6 +70,9 @@ class RelevanceModel:
         positive = positive + [t for t in service_texts if t and t.strip()]
         embeddings = embedder.encode(positive + negative)
         labels = np.array([1] * len(positive) + [0] * len(negative))
+        if labelled is not None and len(labelled[1]):
+            embeddings = np.vstack([embeddings, np.asarray(labelled[0], dtype=embeddings.dtype)])
+            labels = np.concatenate([labels, np.asarray(labelled[1], dtype=int)])
         model = cls()
         model.fit(embeddings, labels)
         return model

@@ -47,6 +47,25 @@ def incident_status(*, service_code: str | None, lat: float | None, ward_id: str
     return "ready"
 
 
+def apply_review_labels(con) -> int:
+    """Reviewers' labels over the freshly written incidents (accept/reject/relabel); returns how many.
+
+    Incident ids are stable, so a label given once holds on every later run.
+    """
+    from social311.models.review import apply_label, labels
+
+    applied = 0
+    for incident_id, (action, code) in labels(con).items():
+        row = con.execute("select status, service_code from ops.incidents where incident_id = ?", [incident_id]).fetchone()
+        if row is None:
+            continue
+        status, service_code = apply_label(row[0], row[1], action, code)
+        con.execute("update ops.incidents set status = ?, service_code = ? where incident_id = ?",
+                    [status, service_code, incident_id])
+        applied += 1
+    return applied
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(INCIDENTS, deps=[POSTS_IN_WARDS], group_name="incidents",
@@ -71,7 +90,7 @@ def incidents(context: dg.AssetExecutionContext, city: CityResource):
         PostForMerge(post_id=r[0], seen_order=i, created_at=r[1], type_id=r[2], lat=r[5], lon=r[6],
                      embedding=np.asarray(r[13], dtype=np.float32),
                      repost_of=r[11] if r[11] in by_id else None, relevance=float(r[10]), location_confidence=float(r[7]),
-                     type_similarity=float(r[4]))
+                     type_similarity=float(r[4]), text=r[12])
         for i, r in enumerate(rows)
     ]
     merged = merge_posts(posts, radius_m=t.merge_radius_m, window_hours=t.merge_window_hours,
@@ -101,9 +120,11 @@ def incidents(context: dg.AssetExecutionContext, city: CityResource):
         con.execute("delete from ops.incidents")
         insert_many(con, "insert into ops.incidents values (" + ", ".join(["?"] * 14) + ")", incident_rows)
         insert_many(con, "insert into ops.incident_posts values (?, ?, ?)", member_rows)
+        labelled = apply_review_labels(con)
         con.execute("commit")
-    context.log.info(f"{len(rows)} reports merged into {len(merged)} incidents: {statuses}")
+    context.log.info(f"{len(rows)} reports merged into {len(merged)} incidents: {statuses}; {labelled} reviewer labels applied")
     yield dg.MaterializeResult(asset_key=INCIDENTS, metadata={"incidents": len(merged), "reports": len(rows),
+                                                              "review_labels_applied": labelled,
                                                               **{f"status_{k}": v for k, v in statuses.items()}})
     yield dg.MaterializeResult(asset_key=INCIDENT_POSTS, metadata={"posts": len(member_rows)})
 

@@ -42,6 +42,7 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
     """Relevance probability, all-MiniLM-L6-v2 embedding and sentiment for posts not yet scored."""
     from social311.models.embeddings import get_embedder
     from social311.models.relevance import RelevanceModel
+    from social311.models.review import labelled_posts
     from social311.models.sentiment import sentiment
 
     cfg = city.load()
@@ -51,6 +52,7 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
             "where post_id not in (select post_id from ml.post_signals) order by ingested_at, post_id"
         ).fetchall()
         services = load_services(con)
+        labelled = labelled_posts(con)  # reviewers' labels retrain the model (models/review.py)
     if not todo:
         return dg.MaterializeResult(metadata={"embedded": 0})
     embedder = get_embedder(cfg.embedding_backend)
@@ -60,7 +62,7 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
         context.log.info(f"posts embedded {done}/{total}")
 
     embeddings = embedder.encode(texts, progress=progress)
-    model = RelevanceModel.from_seeds(embedder, [service_text(s) for s in services])
+    model = RelevanceModel.from_seeds(embedder, [service_text(s) for s in services], labelled=labelled)
     relevance = model.predict_proba(embeddings)
     moods = sentiment(texts)
     now = datetime.now(timezone.utc)
@@ -74,6 +76,7 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
         )
     reports = int((relevance >= threshold).sum())
     return dg.MaterializeResult(metadata={"embedded": len(todo), "reports": reports, "model": embedder.model_name,
+                                          "reviewed_posts_in_training": int(len(labelled[1])),
                                           "mean_relevance": float(np.mean(relevance))})
 
 
@@ -90,12 +93,15 @@ def issue_types(context: dg.AssetExecutionContext, city: CityResource):
     """Types reports into issue types mapped to the city's Open311 catalog; never renumbers old types."""
     from social311.models.embeddings import get_embedder
     from social311.models import issue_types as typing_
+    from social311.models.review import typed_examples
 
     cfg = city.load()
     embedder = get_embedder(cfg.embedding_backend)
     with connect(cfg.duckdb_path) as con:
         services = load_services(con)
         types = typing_.service_types(services, embedder)
+        # Reviewers' accepted and relabelled posts refine their service's centroid (same ids).
+        types = typing_.with_examples(types, typed_examples(con))
         known = {r[0] for r in con.execute("select type_id from ml.issue_types").fetchall()}
         todo = con.execute(
             "select s.post_id, s.embedding, p.post_text from ml.post_signals s join stg_social__posts p using (post_id) "

@@ -165,3 +165,26 @@ def test_an_unlocated_post_joins_a_place_within_the_radius_on_both_sides():
     a, c = post("a", 0, north_m=0), post("c", 2, north_m=200)
     u = post("u", 1, located=False, cos=0.9)
     assert groups(merge_posts([a, u, c], **SETTINGS)) == [["a", "c", "u"]]
+
+
+def _dup(pid, order, text, *, hours=0.0, type_id="svc-pothole", north_m=0.0, loc_conf=0.9, cos=1.0):
+    from dataclasses import replace
+
+    return replace(post(pid, order, hours=hours, type_id=type_id, north_m=north_m, loc_conf=loc_conf, cos=cos), text=text)
+
+
+@pytest.mark.parametrize("second, merged", [
+    # Same text, same point: one report sent twice, whatever the type or the time between.
+    (_dup("b", 1, "Deep  POTHOLE by the school", hours=24 * 400, type_id="svc-light", cos=0.0), True),
+    (_dup("b", 1, "deep pothole by the school", type_id=None, cos=0.0), True),
+    # Another text, another point, or a point too vague to trust: the ordinary rules decide.
+    (_dup("b", 1, "deep pothole by the gym", hours=24 * 400, cos=0.0), False),
+    (_dup("b", 1, "deep pothole by the school", north_m=30, hours=24 * 400, cos=0.0), False),
+    (_dup("b", 1, "deep pothole by the school", loc_conf=0.3, hours=24 * 400, cos=0.0), False),
+])
+def test_exact_duplicates_at_one_point_merge(second, merged):
+    first = _dup("a", 0, "deep pothole by the school")
+    incidents = merge_posts([first, second], **SETTINGS)
+    assert (len(incidents) == 1) is merged
+    if merged:
+        assert incidents[0].merge_reasons == {"a": "anchor", "b": "duplicate"}

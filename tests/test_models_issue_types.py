@@ -107,3 +107,26 @@ def test_too_few_posts_and_length_mismatch():
 def test_distinctive_terms_prefer_group_words_over_shared_ones():
     terms = distinctive_terms(["scooter sidewalk city city", "weather sunny city city", "https://x.co @someone the and"])
     assert terms[0][:2] == ["scooter", "sidewalk"] and terms[1][:2] == ["sunny", "weather"] and terms[2] == []
+
+
+def test_type_ids_survive_a_catalog_that_grows(types):
+    # A later run: the city added a service (listed first) — no earlier type is renumbered.
+    added = Service(service_code="TREE", service_name="Tree Trimming", description="overgrown branches")
+    later = service_types([added, *SERVICES], get_embedder())
+    ids = {t.service_code: t.type_id for t in later}
+    assert {t.service_code: t.type_id for t in types}.items() <= ids.items()
+    assert ids["TREE"] == "svc-tree"
+
+
+def test_reviewed_examples_pull_a_centroid_without_renaming_it(types):
+    from social311.models.issue_types import with_examples
+
+    post = get_embedder().encode(["the lamp post outside number 12 keeps blinking on and off"])
+    light = next(t for t in types if t.service_code == "SL 2")
+    moved = with_examples(types, {"SL 2": np.repeat(post, 3, axis=0)})
+    after = next(t for t in moved if t.service_code == "SL 2")
+    assert [t.type_id for t in moved] == [t.type_id for t in types]
+    assert float(after.centroid @ post[0]) > float(light.centroid @ post[0])
+    assert abs(np.linalg.norm(after.centroid) - 1) < 1e-5
+    assert all(a is b for a, b in zip(moved, types) if a.service_code != "SL 2")  # others untouched
+    assert with_examples(types, {}) == types

@@ -1,0 +1,135 @@
+"""``social311 eval``: every evaluation in one table, printed and written as JSON.
+
+Classification rows carry the TF-IDF baseline measured in the same run on the same split, so
+each model is read against it, never against a number from another day.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from social311.models.evaluation import classifiers, datasets, merging, speed
+from social311.models.evaluation.cache import cached_encode
+
+BINARY_TASKS = ("relevance", "complaint")
+
+
+def classification_row(data: datasets.LabelledSet, embedder, splits, split_name: str) -> dict:
+    """The baseline, our models and (binary tasks) the zero-shot seed model on one split."""
+    vectors = cached_encode(embedder, data.texts, data.source)
+    row = {"dataset": data.name, "task": data.task, "n": len(data.texts), "split": split_name,
+           "classes": int(len(np.unique(data.labels))), "models": {}}
+    for model in classifiers.MODELS:
+        row["models"][model] = classifiers.evaluate(model, data.texts, vectors, data.labels, splits).as_dict()
+    if data.task in BINARY_TASKS:
+        row["models"]["zero-shot"] = classifiers.zero_shot(embedder, vectors, data.labels, splits).as_dict()
+    return row
+
+
+def run_shared(data_dir: Path, backend: str = "onnx-int8", log=print) -> dict:
+    """All evaluations on the shared corpora; absent files are listed under ``skipped``."""
+    from social311.models.embeddings import get_embedder
+
+    embedder = get_embedder(backend)
+    result = {"data_dir": str(data_dir), "backend": backend, "model": embedder.model_name,
+              "classification": [], "skipped": []}
+    mumbai = None
+    for loader in datasets.LOADERS:
+        data = loader(data_dir)
+        if data is None:
+            result["skipped"].append(loader.__name__)
+            continue
+        if len(data.labels) < 20 or len(np.unique(data.labels)) < 2:
+            result["skipped"].append(f"{loader.__name__} (too few labelled rows)")
+            continue
+        log(f"evaluating {data.name} ({len(data.texts)} texts)")
+        splits, described = classifiers.splits_for(data.protocol, data.labels, data.groups)
+        result["classification"].append(classification_row(data, embedder, splits, described))
+        if loader is datasets.mumbai_relevance:
+            mumbai = data
+    if mumbai is not None:
+        log("timing the embedding paths and the prefilter")
+        sample = mumbai.texts[:512]
+        result["embedding_paths"] = speed.embedding_paths(sample, ("torch", backend) if backend != "torch" else ("torch",))
+        rate = next(r["posts_per_s"] for r in result["embedding_paths"] if r["backend"] == backend)
+        result["prefilter"] = {"dataset": mumbai.name, "embed_backend": backend,
+                               **speed.prefilter(mumbai.texts, mumbai.labels, rate)}
+    else:
+        result["skipped"] += ["embedding_paths", "prefilter"]
+    log("merging PublicStuff NYC duplicates")
+    merged = merging.publicstuff(data_dir / "nyc" / "publicstuff_nyc_2010_2018.csv", embedder)
+    if merged is None:
+        result["skipped"].append("incidents")
+    else:
+        result["incidents"] = merged
+    return result
+
+
+def run_file(task: str, data: Path, text_column: str, label_column: str, train: Path | None = None,
+             backend: str = "onnx-int8") -> dict:
+    """One labelled CSV: cross-validated (5 folds) or trained on ``train`` and tested on ``data``."""
+    from social311.models.embeddings import get_embedder
+
+    embedder = get_embedder(backend)
+    test = datasets.read_csv(data, text_column, label_column, data.name, task)
+    if train is None:
+        row = classification_row(test, embedder, classifiers.kfold(test.labels), "5-fold stratified seed 0")
+    else:
+        fit = datasets.read_csv(train, text_column, label_column, train.name, task)
+        both = datasets.LabelledSet(test.name, task, fit.texts + test.texts,
+                                    np.concatenate([fit.labels, test.labels]), None)
+        split = [(np.arange(len(fit.texts)), np.arange(len(fit.texts), len(both.texts)))]
+        vectors = np.vstack([cached_encode(embedder, fit.texts, train), cached_encode(embedder, test.texts, data)])
+        row = {"dataset": test.name, "task": task, "n": len(test.texts), "split": f"train on {train.name}",
+               "classes": int(len(np.unique(both.labels))), "models": {}}
+        for model in classifiers.MODELS:
+            row["models"][model] = classifiers.evaluate(model, both.texts, vectors, both.labels, split).as_dict()
+        if task in BINARY_TASKS:
+            row["models"]["zero-shot"] = classifiers.zero_shot(embedder, vectors, both.labels, split).as_dict()
+    return {"backend": backend, "model": embedder.model_name, "classification": [row], "skipped": []}
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def format_table(result: dict) -> str:
+    """The evaluation as a Markdown table (F1 = positive-class F1, or macro F1 for types)."""
+    lines = ["| dataset | task | n | split | model | F1 | precision | recall | accuracy | macro-F1 | F1 vs TF-IDF |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in result.get("classification", []):
+        base = row["models"]["tfidf"]["f1"]
+        for name, s in row["models"].items():
+            label = "TF-IDF LR (baseline)" if name == "tfidf" else {"embed": "LR on embeddings",
+                    "stack": "LR on TF-IDF + embeddings", "zero-shot": "zero-shot seeds"}.get(name, name)
+            delta = "" if name == "tfidf" else f"{s['f1'] - base:+.3f}"
+            lines.append(f"| {row['dataset']} | {row['task']} | {row['n']} | {row['split']} | {label} | {_fmt(s['f1'])} | "
+                         f"{_fmt(s['precision'])} | {_fmt(s['recall'])} | {_fmt(s['accuracy'])} | {_fmt(s['macro_f1'])} | {delta} |")
+    out = ["\n".join(lines)]
+    if result.get("embedding_paths"):
+        out.append("| embedding path | posts/s | cosine to torch (mean / min) |\n|---|---|---|")
+        out[-1] += "".join(f"\n| {r['backend']} | {r['posts_per_s']} | "
+                           f"{r.get('cosine_mean', 1.0)} / {r.get('cosine_min', 1.0)} |" for r in result["embedding_paths"])
+    if result.get("prefilter"):
+        p = result["prefilter"]
+        out.append(f"Prefilter (TF-IDF LR, threshold at {speed.PREFILTER_RECALL:.0%} train recall) on {p['dataset']}, "
+                   f"{p['n']} test posts: skips {p['skipped_share']:.1%}, keeps {p['recall_kept']:.1%} of reports, "
+                   f"{p['prefilter_posts_per_s']} posts/s, embedding stage speed-up x{p['speedup']} ({p['embed_backend']})")
+    if result.get("incidents"):
+        m = result["incidents"]
+        out.append(f"Incident merging, PublicStuff NYC ({m['rows']} rows, {m['repeating_rows']} repeating a description at "
+                   f"one place in {m['duplicate_groups']} groups): {m['groups_merged_whole']}/{m['duplicate_groups']} groups "
+                   f"merged whole; pair recall {m['pair_recall']:.3f}, pair precision {m['pair_precision']:.3f} "
+                   f"({m['merged_pairs']} merged pairs, {m['true_pairs']} true)")
+    if result.get("skipped"):
+        out.append("Skipped (data absent or too small): " + ", ".join(result["skipped"]))
+    return "\n\n".join(out)
+
+
+def write(result: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2), encoding="utf-8")

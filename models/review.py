@@ -1,0 +1,111 @@
+"""The review queue: incidents too uncertain to file wait for a person's label.
+
+An incident whose confidence is below ``file_min_confidence`` gets status ``review``. A
+reviewer (``social311 review``) accepts it, rejects it or relabels it with another service
+code; the label is kept in ``ops.review_labels`` under the incident id, which is stable across
+runs, so it holds however often incidents are recomputed:
+
+* ``accept``  — ``review`` becomes ``ready``: filed on the next run.
+* ``reject``  — ``rejected`` whatever its score: never filed.
+* ``relabel`` — filed under the new service code (``review``/``untyped`` become ``ready``).
+
+Labels are also training data: the posts of accepted or relabelled incidents become extra
+positives of the relevance model, those of rejected ones extra negatives (``labelled_posts``),
+and the posts of accepted or relabelled incidents pull their service's type centroid towards
+them (``typed_examples``, ``issue_types.with_examples``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+
+ACTIONS = ("accept", "reject", "relabel")
+# Statuses a label may turn into ``ready``: the others lack a place or a ward, and the
+# blocking checks would refuse them anyway.
+FILEABLE_WITH_LABEL = {"accept": ("review",), "relabel": ("review", "untyped", "ready")}
+
+
+class LabelError(ValueError):
+    """A label that cannot be recorded (unknown incident, unknown service code)."""
+
+
+@dataclass(frozen=True)
+class QueuedIncident:
+    incident_id: str
+    service_code: str | None
+    ward_id: str | None
+    confidence: float
+    post_count: int
+    text: str
+
+
+def apply_label(status: str, service_code: str | None, action: str | None,
+                new_code: str | None = None) -> tuple[str, str | None]:
+    """An incident's (status, service_code) after its label (pure; table-tested)."""
+    if action is None:
+        return status, service_code
+    if action == "reject":
+        return "rejected", service_code
+    if action == "relabel":
+        return ("ready" if status in FILEABLE_WITH_LABEL["relabel"] else status), new_code
+    if action == "accept":
+        return ("ready" if status in FILEABLE_WITH_LABEL["accept"] else status), service_code
+    raise ValueError(f"unknown review action {action!r}")
+
+
+def record_label(con, incident_id: str, action: str, service_code: str | None = None) -> None:
+    """Keep a reviewer's label (the latest label of an incident wins)."""
+    if action not in ACTIONS:
+        raise LabelError(f"unknown action {action!r}; choose one of {ACTIONS}")
+    if not con.execute("select 1 from ops.incidents where incident_id = ?", [incident_id]).fetchone():
+        raise LabelError(f"no incident {incident_id}")
+    if action == "relabel":
+        known = con.execute("select 1 from ops.service_catalog where service_code = ?", [service_code]).fetchone()
+        if not known:
+            raise LabelError(f"{service_code!r} is not a service code of the catalog")
+    con.execute("insert or replace into ops.review_labels values (?, ?, ?, ?)",
+                [incident_id, action, service_code if action == "relabel" else None, datetime.now(timezone.utc)])
+
+
+def list_queue(con) -> list[QueuedIncident]:
+    """Incidents waiting for review and not labelled yet, least confident first."""
+    rows = con.execute(
+        "select incident_id, service_code, ward_id, confidence, post_count, representative_text from ops.incidents "
+        "where status = 'review' and incident_id not in (select incident_id from ops.review_labels) "
+        "order by confidence, incident_id").fetchall()
+    return [QueuedIncident(r[0], r[1], r[2], float(r[3]), int(r[4]), r[5] or "") for r in rows]
+
+
+def labels(con) -> dict[str, tuple[str, str | None]]:
+    """incident_id -> (action, service_code) of every recorded label."""
+    return {r[0]: (r[1], r[2]) for r in con.execute("select incident_id, action, service_code from ops.review_labels").fetchall()}
+
+
+def labelled_posts(con) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings and 0/1 labels of the posts behind labelled incidents (relevance training data).
+
+    The stored embeddings are used, so no post is embedded again.
+    """
+    rows = con.execute(
+        "select s.embedding, l.action from ops.review_labels l join ops.incident_posts p using (incident_id) "
+        "join ml.post_signals s using (post_id) order by p.post_id").fetchall()
+    if not rows:
+        return np.zeros((0, 384), dtype=np.float32), np.zeros(0, dtype=int)
+    return (np.array([r[0] for r in rows], dtype=np.float32),
+            np.array([0 if r[1] == "reject" else 1 for r in rows], dtype=int))
+
+
+def typed_examples(con) -> dict[str, np.ndarray]:
+    """service_code -> stored embeddings of the posts a reviewer accepted or relabelled under it."""
+    rows = con.execute(
+        "select coalesce(l.service_code, i.service_code) as code, s.embedding from ops.review_labels l "
+        "join ops.incidents i using (incident_id) join ops.incident_posts p using (incident_id) "
+        "join ml.post_signals s using (post_id) where l.action in ('accept', 'relabel') order by p.post_id").fetchall()
+    grouped: dict[str, list] = {}
+    for code, embedding in rows:
+        if code is not None:
+            grouped.setdefault(code, []).append(embedding)
+    return {code: np.array(vectors, dtype=np.float32) for code, vectors in grouped.items()}
