@@ -36,3 +36,24 @@ def postgis_url():
         pytest.skip(why)
     with PostGISCluster(bindir) as cluster:
         yield cluster.url
+
+
+#: The api_key the loopback sandbox of the ticketing fixtures accepts.
+OPEN311_TEST_KEY = "loopback-test-key"
+
+
+@pytest.fixture
+def sandbox():
+    """A strict Open311 sandbox on 127.0.0.1 (in-memory), stopped after the test."""
+    from social311.integrations.ticketing.sandbox import SandboxServer
+
+    with SandboxServer(api_keys=(OPEN311_TEST_KEY,)) as server:
+        yield server
+
+
+@pytest.fixture
+def plugin(sandbox):
+    """The open311 ticketing plugin pointed at ``sandbox``."""
+    from social311.integrations.ticketing.open311 import Open311Config, Open311Ticketing
+
+    return Open311Ticketing(Open311Config(endpoint=sandbox.url, timeout_read_s=2), instance_name="city", api_key=OPEN311_TEST_KEY)

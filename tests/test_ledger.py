@@ -4,13 +4,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from conftest import OPEN311_TEST_KEY
+
 from social311.integrations.ticketing.ledger import TicketLedger, marker_for
-from social311.integrations.ticketing.open311 import Open311Config, Open311Ticketing
-from social311.integrations.ticketing.sandbox import SandboxServer
 from social311.records import TicketRequest
 from social311.warehouse import connect
 
-KEY = "ledger-test-key"
+KEY = OPEN311_TEST_KEY
 
 
 class Clock:
@@ -21,17 +21,6 @@ class Clock:
 
     def __call__(self):
         return self.now
-
-
-@pytest.fixture
-def sandbox():
-    with SandboxServer(api_keys=(KEY,)) as server:
-        yield server
-
-
-@pytest.fixture
-def plugin(sandbox):
-    return Open311Ticketing(Open311Config(endpoint=sandbox.url, timeout_read_s=2), instance_name="city", api_key=KEY)
 
 
 @pytest.fixture

@@ -5,15 +5,16 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from conftest import OPEN311_TEST_KEY
+
 from social311.integrations.ticketing.ledger import TicketLedger, marker_for
 from social311.integrations.ticketing.open311 import Open311Config, Open311Ticketing
-from social311.integrations.ticketing.sandbox import SandboxServer
 from social311.integrations.ticketing.status import TicketStatus, apply_update, is_newer
 from social311.orchestration.status import sync_status
 from social311.records import ServiceRequest, TicketRequest
 from social311.warehouse import connect
 
-KEY = "status-test-key"
+KEY = OPEN311_TEST_KEY
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
 
 
@@ -69,17 +70,6 @@ def test_request_time_falls_back_on_the_filing_time():
 def test_is_newer(current_at, update_at, newer):
     current = None if current_at is None else TicketStatus("240001", "inc", "open", None, None, at(0), at(current_at))
     assert is_newer(update(updated=update_at), current) is newer
-
-
-@pytest.fixture
-def sandbox():
-    with SandboxServer(api_keys=(KEY,)) as server:
-        yield server
-
-
-@pytest.fixture
-def plugin(sandbox):
-    return Open311Ticketing(Open311Config(endpoint=sandbox.url, timeout_read_s=2), instance_name="city", api_key=KEY)
 
 
 def file_tickets(con, plugin, n):
