@@ -45,9 +45,17 @@ def test_sigkill_at_random_points_then_restart_files_exactly_once(tmp_path):
         command = [sys.executable, "-c", WORKER, sandbox.url, str(db), str(N)]
         killed_mid_way = 0
         for _ in range(6):
+            # Kill after the server has taken a random number of new tickets from this worker,
+            # plus a random fraction of a request cycle: the kill lands mid-filing whatever the
+            # machine's speed (a kill on a timer missed the filing window on a busy machine).
+            target = sandbox.requests_filed() + rng.randint(5, 35)
             worker = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            time.sleep(rng.uniform(1.5, 4.0))  # imports take about a second; then it is filing
-            os.kill(worker.pid, signal.SIGKILL)
+            deadline = time.monotonic() + 120
+            while worker.poll() is None and sandbox.requests_filed() < target and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0, 0.02))
+            if worker.poll() is None:
+                os.kill(worker.pid, signal.SIGKILL)
             worker.wait()
             done = progress(db) if db.exists() else 0
             killed_mid_way += 0 < done < N
