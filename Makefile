@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/open311_filing.py
 	$(BIN)/python bench/ward_join.py --points 1000000
 	$(BIN)/python bench/geocode_nyc.py
+	$(BIN)/python bench/pipeline_100k.py --posts 100000 --prefilter both
 
 clean:
 	rm -rf .social311 transforms/target transforms/logs

@@ -159,7 +159,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print("--data needs --task, --text-column and --label-column", file=sys.stderr)
             return 2
         result = runner.run_file(args.task, Path(args.data), args.text_column, args.label_column,
-                                 Path(args.train) if args.train else None, backend=args.backend)
+                                 Path(args.train) if args.train else None, backend=args.backend,
+                                 fine_tune=args.fine_tune)
     else:
         from social311.models.evaluation.datasets import default_data_dir
 
@@ -167,7 +168,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not data_dir.is_dir():
             print(f"no shared data at {data_dir} (set SOCIAL311_SHARED_DATA or --data-dir): nothing to evaluate")
             return 0
-        result = runner.run_shared(data_dir, backend=args.backend, log=lambda m: print(m, file=sys.stderr))
+        only = {name.strip() for name in args.only.split(",") if name.strip()} if args.only else None
+        result = runner.run_shared(data_dir, backend=args.backend, log=lambda m: print(m, file=sys.stderr),
+                                   fine_tune=args.fine_tune, only=only)
     print(runner.format_table(result))
     runner.write(result, Path(args.out))
     print(f"\nWritten to {args.out}")
@@ -235,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--text-column")
     evaluate.add_argument("--label-column")
     evaluate.add_argument("--train", help="a labelled CSV to train on; --data is then the test set")
+    evaluate.add_argument("--fine-tune", action="store_true",
+                          help="also fine-tune the encoder on each training part (slow on CPU; uses a GPU if torch sees one)")
+    evaluate.add_argument("--only", help="comma-separated datasets of the shared run, e.g. mumbai_relevance,acl_complaints")
     evaluate.set_defaults(func=cmd_eval)
     review = sub.add_parser("review", help="incidents below the confidence threshold, and labels for them")
     review.add_argument("--config", required=True)

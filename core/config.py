@@ -52,6 +52,38 @@ class Thresholds(_Strict):
     link_window_days: float = Field(30, gt=0, description="how far back open requests are looked for to link to")
 
 
+class PrefilterSettings(_Strict):
+    """The cheap prefilter that skips obvious chatter before embedding (``models/prefilter.py``)."""
+
+    enabled: bool = Field(False, description="skip posts a TF-IDF model, trained on the pipeline's own scored "
+                          "posts, is sure are chatter: they are never embedded (saves ~half the embedding "
+                          "time; costs ~1% of reports, see the README)")
+    recall: float = Field(0.99, gt=0, le=1, description="share of the embedding model's reports it must keep "
+                          "(out of fold, on the posts it is trained on)")
+    min_training_posts: int = Field(5000, ge=200, description="posts scored in full before it is used; the "
+                                    "first run embeds this many of its posts first")
+    max_training_posts: int = Field(20000, ge=200, description="it is retrained each run on at most this many "
+                                    "of the latest scored posts")
+
+
+class HistorySettings(_Strict):
+    """The city's own 311 history (Open311 GET requests) as training data (``orchestration/history.py``)."""
+
+    enabled: bool = Field(True, description="fetch past service requests and learn from their descriptions: "
+                          "they are extra positives of the relevance model and examples of their service's type")
+    days: int = Field(90, ge=1, le=3650, description="how far back the history goes; older requests are "
+                      "dropped from the warehouse, so the models follow the city's recent requests")
+    max_requests: int = Field(5000, ge=0, description="the most requests kept (the newest); a first run "
+                              "fetches at most this many, newest first")
+    statuses: tuple[Literal["open", "closed"], ...] = Field(
+        (), description="only requests in these states (empty = all); e.g. [closed] for handled requests only")
+    server_limit: int = Field(1000, ge=1, description="the most requests the server returns for one GET "
+                              "(the spec's default is 1000; Chicago 50): a window that returns this many is "
+                              "split in two and asked again, so none is lost to the cap")
+    min_per_service: int = Field(10, ge=2, description="requests a service needs before the history "
+                                 "classifier learns it (fewer: only its centroid moves)")
+
+
 class CityConfig(_Strict):
     """A city deployment: where posts come from, whose GIS, which 311 system, which thresholds."""
 
@@ -80,6 +112,8 @@ class CityConfig(_Strict):
     embedding_backend: Literal["torch", "onnx-int8", "onnx-fp32"] = Field(
         "torch", description="sentence-transformers on torch, or the ONNX export (int8: ~3.5x faster on CPU)"
     )
+    prefilter: PrefilterSettings = PrefilterSettings()
+    history: HistorySettings = HistorySettings()
     filing_enabled: bool = Field(False, description="off = dry run: tickets are drafted, never POSTed")
 
     @model_validator(mode="after")

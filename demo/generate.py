@@ -208,3 +208,34 @@ def write_drop(folder: Path, records: list[dict[str, Any] | str], name: str) -> 
     tmp.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+#: A week's ids never reach this offset (posts are numbered ``n * 1000 + r`` with ``n`` < 10^6).
+_WEEK_ID_STRIDE = 1_000_000_000
+
+
+def generate_stream(n_posts: int, *, seed: int = 0, n_incidents: int = 40, start: datetime = DEFAULT_START,
+                    places: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """``n_posts`` posts of the demo city as a long stream: seeded demo weeks, one after another.
+
+    Week ``w`` is :func:`generate_demo` with seed ``seed + w`` starting ``w`` weeks after
+    ``start`` (about 260 posts and ``n_incidents`` incidents a week, as in the demo), so a city's
+    stream at the demo's density; ids are shifted by week so they stay unique, numeric and
+    time-ordered, and reposts point at the shifted ids. The stream is cut at ``n_posts``. The
+    same arguments always give the same posts (bench/pipeline_100k.py uses 100,000 of them).
+    """
+    places = places if places is not None else load_places()
+    posts: list[dict[str, Any]] = []
+    week = 0
+    while len(posts) < n_posts:
+        batch = generate_posts(seed=seed + week, n_incidents=n_incidents, start=start + timedelta(days=7 * week),
+                               places=places)
+        shift = week * _WEEK_ID_STRIDE
+        for p in batch:
+            p["id"] = str(int(p["id"]) + shift)
+            if p["repost_of"]:
+                p["repost_of"] = str(int(p["repost_of"]) + shift)
+        posts.extend(batch)
+        week += 1
+    # A repost cut off from its original at the end is fine: the original is simply not in the stream.
+    return posts[:n_posts]

@@ -2,7 +2,8 @@
 
 ``prepare_demo`` writes a working copy of ``demo/city.yaml`` into the work folder with absolute
 paths and the sandbox's address, generates the demo posts once (seeded, so a second run sees no
-new posts and files nothing new), and keeps the sandbox running while the pipeline runs.
+new posts and files nothing new), seeds the sandbox with a 311 history of past requests once
+(``history.py``), and keeps the sandbox running while the pipeline runs.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def prepare_demo(workdir: Path, *, seed: int = 0, port: int = 0) -> Iterator[Pat
         port: the sandbox's port (0: any free one). A fixed port lets ``social311 sandbox``
             serve the same endpoint later, for runs started from the Dagster UI.
     """
+    from social311.demo.history import seed_sandbox
     from social311.integrations.ticketing.sandbox import SandboxServer
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -74,6 +76,8 @@ def prepare_demo(workdir: Path, *, seed: int = 0, port: int = 0) -> Iterator[Pat
     os.environ.setdefault(API_KEY_ENV, DEMO_API_KEY)
     server = SandboxServer(port=port, db_path=str(workdir / "sandbox.sqlite"), api_keys=(os.environ[API_KEY_ENV],)).start()
     try:
+        # The city's past requests, which the pipeline pulls through GET requests and learns from.
+        seed_sandbox(server, seed=seed)
         yield demo_config(workdir, server.url)
     finally:
         server.stop()

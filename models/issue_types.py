@@ -94,13 +94,16 @@ def service_types(services: list[Service], embedder: Any) -> list[IssueType]:
     return types
 
 
-def with_examples(types: list[IssueType], examples: dict[str, np.ndarray], prior: float = 3.0) -> list[IssueType]:
+def with_examples(types: list[IssueType], examples: dict[str, np.ndarray], prior: float = 3.0,
+                  max_weight: float = 1.0) -> list[IssueType]:
     """Mapped types whose centroids are pulled towards posts reviewers filed under their service.
 
     Args:
         types: from ``service_types``.
-        examples: service_code -> ``(n, dims)`` embeddings of reviewed posts (``review.typed_examples``).
+        examples: service_code -> ``(n, dims)`` embeddings of reviewed posts (``review.typed_examples``)
+            or of the city's past requests (``history.history_examples``).
         prior: how many posts the catalog text counts for: the centroid moves by n / (n + prior).
+        max_weight: the most the centroid moves, however many examples there are.
 
     Returns:
         The same types (same ids, labels, codes) with updated centroids; the rest unchanged.
@@ -111,37 +114,65 @@ def with_examples(types: list[IssueType], examples: dict[str, np.ndarray], prior
         if rows is None or not len(rows):
             out.append(t)
             continue
-        weight = len(rows) / (len(rows) + prior)
+        weight = min(max_weight, len(rows) / (len(rows) + prior))
         mean = _normalise(np.asarray(rows, dtype=np.float64).mean(axis=0))
         centroid = _normalise((1 - weight) * t.centroid + weight * mean).astype(np.float32)
         out.append(IssueType(t.type_id, t.label, t.service_code, t.status, centroid, t.top_terms))
     return out
 
 
+#: How much a service classifier's probability moves a mapped type's score (see ``assign_types``).
+CLASSIFIER_WEIGHT = 0.25
+#: The classifier may carry a post over the similarity bar only from this close below it.
+CLASSIFIER_MAX_LIFT = 0.1
+
+
 def assign_types(
-    embeddings: np.ndarray, types: list[IssueType], min_similarity: float
+    embeddings: np.ndarray, types: list[IssueType], min_similarity: float, classifier: Any = None,
+    classifier_weight: float = CLASSIFIER_WEIGHT,
 ) -> list[tuple[str | None, float]]:
-    """The most similar type of each post.
+    """The most similar type of each post, optionally helped by a service classifier.
+
+    With a ``classifier`` (``history.ServiceClassifier``, trained on the city's 311 history),
+    a mapped type whose service it knows scores ``cosine + weight x (p - 1/K)``: ``p`` its
+    probability for the post and ``K`` the services it knows, so an undecided classifier
+    changes nothing, a confident one can outvote a small cosine margin, and types it does not
+    know (candidates, services without history) keep their plain cosine. The bar applies to
+    that score, but a post whose cosine is more than ``CLASSIFIER_MAX_LIFT`` below it stays
+    untyped: the classifier splits its probability among known services only, so it is sure
+    of something even for a post unlike all of them.
 
     Args:
         embeddings: ``(n, dims)`` unit-length post embeddings.
         types: mapped and candidate types alike; filing decides later what a candidate may do.
         min_similarity: cosine below which a post gets no type.
+        classifier: anything with ``classes`` (service codes) and ``predict_proba(embeddings)``.
+        classifier_weight: the ``weight`` above.
 
     Returns:
-        ``(type_id or None, best cosine)`` per post; the cosine is reported even when below
-        the bar (0.0 when there are no types). Ties go to the earlier type in ``types``.
+        ``(type_id or None, cosine)`` per post: the cosine to the best-scoring type, reported
+        even when below the bar (0.0 when there are no types). Ties go to the earlier type.
     """
     embeddings = np.asarray(embeddings, dtype=np.float32)
     if not types or len(embeddings) == 0:
         return [(None, 0.0)] * len(embeddings)
     centroids = _normalise(np.vstack([t.centroid for t in types]).astype(np.float32))
     sims = _normalise(embeddings) @ centroids.T
-    best = sims.argmax(axis=1)
+    scores = sims.astype(np.float64)
+    floor = min_similarity
+    if classifier is not None and len(classifier.classes):
+        column = {code: k for k, code in enumerate(classifier.classes)}
+        proba = classifier.predict_proba(embeddings)
+        for j, t in enumerate(types):
+            if t.status == MAPPED and t.service_code in column:
+                scores[:, j] += classifier_weight * (proba[:, column[t.service_code]] - 1 / len(column))
+        floor = min_similarity - CLASSIFIER_MAX_LIFT
+    best = scores.argmax(axis=1)
     result = []
     for row, col in enumerate(best):
-        score = float(sims[row, col])
-        result.append((types[col].type_id if score >= min_similarity else None, score))
+        cosine = float(sims[row, col])
+        typed = scores[row, col] >= min_similarity and cosine >= floor
+        result.append((types[col].type_id if typed else None, cosine))
     return result
 
 

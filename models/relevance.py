@@ -4,6 +4,10 @@ The model is a logistic regression on sentence embeddings trained on the project
 examples (``seeds/relevance.yaml``) plus the city's service catalog names as extra positives.
 Class weights are balanced, so neither class dominates however many seeds each side has.
 
+The city's own 311 history (``models/history.py``) adds positives: every request a resident
+filed reports a problem. They are capped and down-weighted (``history_weights``) so that
+thousands of them refine the positive class without swamping the seeds' negatives.
+
 Calibration is Platt scaling fitted on out-of-fold decision values (five stratified folds),
 the ``ensemble=False`` form of scikit-learn's ``CalibratedClassifierCV``: the final regression
 is trained on all seeds and a one-dimensional sigmoid, fitted on scores the regression gave to
@@ -26,6 +30,11 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 _FORMAT = "social311.relevance/1"
 
+#: The 311 history's total training weight, relative to the seed and catalog positives together.
+HISTORY_SHARE = 1.0
+#: The most history rows trained on (an even sample of the newest): the fit stays under a second.
+MAX_HISTORY = 2000
+
 
 def load_seeds() -> tuple[list[str], list[str]]:
     """The packaged seed examples.
@@ -36,6 +45,41 @@ def load_seeds() -> tuple[list[str], list[str]]:
     text = resources.files("social311.models").joinpath("seeds/relevance.yaml").read_text(encoding="utf-8")
     data = yaml.safe_load(text)
     return list(data["positive"]), list(data["negative"])
+
+
+def history_weights(n_history: int, n_positive: int, share: float = HISTORY_SHARE,
+                    max_rows: int = MAX_HISTORY) -> tuple[np.ndarray, float]:
+    """Which 311 history rows the relevance model trains on, and the weight of each.
+
+    History rows are all positives and may outnumber the seeds by a hundred to one. Class
+    balancing alone would then leave the negatives' weight intact but make the positive class
+    almost entirely 311-form prose, so residents' posts (the seeds' register) would score
+    lower. Instead the history together weighs ``share`` times the seed and catalog positives
+    (at most 1 a row): with the default 1.0, half the positive class is the city's own words
+    however large its history, and the negatives still weigh as much as all positives.
+
+    Args:
+        n_history: rows available, newest first.
+        n_positive: seed, catalog and reviewed positives they join.
+        share: the history's total weight relative to those positives.
+        max_rows: at most this many rows, evenly spaced over the history (cost, not quality).
+
+    Returns:
+        ``(row indices, weight of each row)``.
+    """
+    rows = np.unique(np.linspace(0, n_history - 1, num=min(n_history, max_rows)).round().astype(int)) if n_history else np.zeros(0, dtype=int)
+    weight = min(1.0, share * n_positive / len(rows)) if len(rows) else 0.0
+    return rows, weight
+
+
+def _balanced(y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weights rescaled so both classes weigh the same and all rows together weigh their sum."""
+    total = weights.sum()
+    out = weights.copy()
+    for label in (0, 1):
+        mask = y == label
+        out[mask] *= total / (2 * weights[mask].sum())
+    return out
 
 
 class RelevanceModel:
@@ -54,7 +98,8 @@ class RelevanceModel:
 
     @classmethod
     def from_seeds(cls, embedder: Any, service_texts: list[str] | tuple[str, ...] = (),
-                   labelled: tuple[np.ndarray, np.ndarray] | None = None) -> RelevanceModel:
+                   labelled: tuple[np.ndarray, np.ndarray] | None = None,
+                   history: np.ndarray | None = None) -> RelevanceModel:
         """Train on the packaged seeds plus service catalog texts as extra positives.
 
         Args:
@@ -62,9 +107,11 @@ class RelevanceModel:
             service_texts: service names/descriptions of the city's catalog.
             labelled: ``(embeddings, 0/1 labels)`` of posts a reviewer labelled
                 (``review.labelled_posts``), added to the seeds; already embedded, so not again.
+            history: ``(n, dims)`` embeddings of the city's past 311 request descriptions
+                (``history.load_history``): positives, weighted by :func:`history_weights`.
 
         Returns:
-            A fitted model.
+            A fitted model. Without ``history`` it is exactly the model this method always made.
         """
         positive, negative = load_seeds()
         positive = positive + [t for t in service_texts if t and t.strip()]
@@ -74,15 +121,23 @@ class RelevanceModel:
             embeddings = np.vstack([embeddings, np.asarray(labelled[0], dtype=embeddings.dtype)])
             labels = np.concatenate([labels, np.asarray(labelled[1], dtype=int)])
         model = cls()
-        model.fit(embeddings, labels)
-        return model
+        if history is None or not len(history):
+            return model.fit(embeddings, labels)
+        rows, weight = history_weights(len(history), int(labels.sum()))
+        weights = np.concatenate([np.ones(len(labels)), np.full(len(rows), weight)])
+        embeddings = np.vstack([embeddings, np.asarray(history, dtype=embeddings.dtype)[rows]])
+        labels = np.concatenate([labels, np.ones(len(rows), dtype=int)])
+        return model.fit(embeddings, labels, sample_weight=weights)
 
-    def fit(self, embeddings: np.ndarray, labels: np.ndarray) -> RelevanceModel:
+    def fit(self, embeddings: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None) -> RelevanceModel:
         """Fit the regression and its calibration.
 
         Args:
             embeddings: ``(n, dims)`` array.
             labels: ``(n,)`` of 0/1, both classes present.
+            sample_weight: ``(n,)`` weight of each row (default: all 1). The classes are
+                balanced by their total weight, not their row count, and the regression and
+                the Platt sigmoid see the same weights.
 
         Returns:
             ``self``.
@@ -91,15 +146,23 @@ class RelevanceModel:
         y = np.asarray(labels).astype(int)
         if set(np.unique(y)) != {0, 1}:
             raise ValueError("labels must contain both 0 and 1")
-        base = LogisticRegression(C=self.C, class_weight="balanced", max_iter=2000)
+        if sample_weight is None:
+            # Unweighted: scikit-learn's own balancing (the seed-only model, unchanged).
+            base = LogisticRegression(C=self.C, class_weight="balanced", max_iter=2000)
+            fit_params: dict[str, Any] = {}
+            platt = LogisticRegression(C=1e6, class_weight="balanced")
+        else:
+            base = LogisticRegression(C=self.C, max_iter=2000)
+            fit_params = {"sample_weight": _balanced(y, np.asarray(sample_weight, dtype=np.float64))}
+            platt = LogisticRegression(C=1e6)
         folds = min(5, int(np.bincount(y).min()))
         if folds >= 2:
             cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
-            scores = cross_val_predict(base, X, y, cv=cv, method="decision_function")
+            scores = cross_val_predict(base, X, y, cv=cv, method="decision_function", params=fit_params)
         else:  # too few examples to hold any out: calibrate on in-sample scores
-            scores = base.fit(X, y).decision_function(X)
-        platt = LogisticRegression(C=1e6, class_weight="balanced").fit(scores.reshape(-1, 1), y)
-        base.fit(X, y)
+            scores = base.fit(X, y, **fit_params).decision_function(X)
+        platt.fit(scores.reshape(-1, 1), y, **fit_params)
+        base.fit(X, y, **fit_params)
         self.coef = base.coef_[0].astype(np.float64)
         self.intercept = float(base.intercept_[0])
         self.platt_a = float(platt.coef_[0, 0])

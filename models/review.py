@@ -91,7 +91,7 @@ def labelled_posts(con) -> tuple[np.ndarray, np.ndarray]:
     """
     rows = con.execute(
         "select s.embedding, l.action from ops.review_labels l join ops.incident_posts p using (incident_id) "
-        "join ml.post_signals s using (post_id) order by p.post_id").fetchall()
+        "join ml.post_signals s using (post_id) where s.embedding is not null order by p.post_id").fetchall()
     if not rows:
         return np.zeros((0, 384), dtype=np.float32), np.zeros(0, dtype=int)
     return (np.array([r[0] for r in rows], dtype=np.float32),
@@ -103,7 +103,8 @@ def typed_examples(con) -> dict[str, np.ndarray]:
     rows = con.execute(
         "select coalesce(l.service_code, i.service_code) as code, s.embedding from ops.review_labels l "
         "join ops.incidents i using (incident_id) join ops.incident_posts p using (incident_id) "
-        "join ml.post_signals s using (post_id) where l.action in ('accept', 'relabel') order by p.post_id").fetchall()
+        "join ml.post_signals s using (post_id) where l.action in ('accept', 'relabel') and s.embedding is not null "
+        "order by p.post_id").fetchall()
     grouped: dict[str, list] = {}
     for code, embedding in rows:
         if code is not None:

@@ -20,17 +20,39 @@ POSTS_IN_WARDS = dg.AssetKey(["int_posts_in_wards"])
 INCIDENTS = dg.AssetKey(["ops", "incidents"])
 INCIDENT_POSTS = dg.AssetKey(["ops", "incident_posts"])
 
-# Reports, and reposts of reports, with everything merging needs.
+# Reports, and reposts of reports, with everything merging needs (the embeddings are read
+# apart, straight into one numpy array: as Python lists, 50,000 of them took ~1.5 GB).
 REPORTS_SQL = """
     select i.post_id, i.created_at, i.type_id, i.service_code, coalesce(i.type_similarity, 0) as type_similarity,
            i.lat, i.lon, i.location_confidence, i.ward_id, i.boundary_version, coalesce(i.relevance, 0) as relevance,
-           i.repost_of_post_id, i.post_text, s.embedding
+           i.repost_of_post_id, i.post_text, s.embedding,
+           row_number() over (order by i.ingested_at, i.post_id) as k
     from int_posts_in_wards i
     join ml.post_signals s using (post_id)
     where (i.is_report and i.type_id is not null)
        or i.repost_of_post_id in (select post_id from int_posts_in_wards where is_report and type_id is not null)
-    order by i.ingested_at, i.post_id
 """
+
+
+def load_reports(con) -> tuple[list[tuple], np.ndarray]:
+    """The rows of ``REPORTS_SQL`` in ingestion order (without the embedding) and their embeddings.
+
+    A post without a stored embedding (skipped by the prefilter: only reposts of reports can be
+    among these) gets a zero vector: it joins its original by the repost rule, never by text.
+    """
+    from social311.models.embeddings import DIMENSIONS
+
+    con.execute(f"create or replace temp table merge_reports as {REPORTS_SQL}")
+    try:
+        rows = con.execute("select * exclude (embedding, k) from merge_reports order by k").fetchall()
+        column = con.execute("select embedding from merge_reports order by k").fetchnumpy()["embedding"]
+    finally:
+        con.execute("drop table if exists merge_reports")
+    embeddings = np.zeros((len(rows), DIMENSIONS), dtype=np.float32)
+    for i, vector in enumerate(column):
+        if vector is not None and vector is not np.ma.masked:
+            embeddings[i] = vector
+    return rows, embeddings
 
 
 def incident_status(*, service_code: str | None, lat: float | None, ward_id: str | None, confidence: float,
@@ -82,13 +104,13 @@ def incidents(context: dg.AssetExecutionContext, city: CityResource):
     cfg = city.load()
     t = cfg.thresholds
     with connect(cfg.duckdb_path) as con:
-        rows = con.execute(REPORTS_SQL).fetchall()
+        rows, embeddings = load_reports(con)
         # Earlier assignments hold: a filed incident keeps its posts and its id.
         existing = dict(con.execute("select post_id, incident_id from ops.incident_posts").fetchall())
     by_id = {r[0]: r for r in rows}
     posts = [
         PostForMerge(post_id=r[0], seen_order=i, created_at=r[1], type_id=r[2], lat=r[5], lon=r[6],
-                     embedding=np.asarray(r[13], dtype=np.float32),
+                     embedding=embeddings[i],
                      repost_of=r[11] if r[11] in by_id else None, relevance=float(r[10]), location_confidence=float(r[7]),
                      type_similarity=float(r[4]), text=r[12])
         for i, r in enumerate(rows)

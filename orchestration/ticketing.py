@@ -76,6 +76,8 @@ def ticket_ledger(context: dg.AssetExecutionContext, city: CityResource) -> dg.M
         due = ledger.due(ready)
         nearby = _open_requests(plugin, {ready[i]["service_code"] for i in due}, cfg.thresholds) if due else []
         outcomes: dict[str, int] = {}
+        drafts: list[tuple[str, object]] = []  # dry run: written in one statement after the loop
+        log_every = max(10, len(due) // 20)  # each log line is an event-log write
         for done, incident_id in enumerate(due, start=1):
             code = ready[incident_id]["service_code"]
             attributes, problems = dict(cfg.service_attributes.get(code, {})), []
@@ -86,7 +88,7 @@ def ticket_ledger(context: dg.AssetExecutionContext, city: CityResource) -> dg.M
                 ledger.hold(incident_id, request, "attributes: " + "; ".join(problems))
                 state = "held"
             elif plugin is None:
-                ledger.draft(incident_id, request)
+                drafts.append((incident_id, request))
                 state = "dry_run"
             elif (ledger.row(incident_id) or {}).get("state") in (None, "dry_run", "held") and (
                     existing := open_request_nearby(request, nearby, cfg.thresholds.link_radius_m)):
@@ -94,8 +96,9 @@ def ticket_ledger(context: dg.AssetExecutionContext, city: CityResource) -> dg.M
             else:
                 state = ledger.file(plugin, incident_id, request).state
             outcomes[state] = outcomes.get(state, 0) + 1
-            if done % 10 == 0 or done == len(due):
+            if done % log_every == 0 or done == len(due):
                 context.log.info(f"tickets filed {done}/{len(due)}: {outcomes}")
+        ledger.draft_many(drafts)
         resolved = ledger.resolve_tokens(plugin) if plugin is not None else 0
         states = dict(con.execute("select state, count(*) from ops.ticket_ledger group by state").fetchall())
     return dg.MaterializeResult(metadata={"attempted": len(due), "tokens_resolved": resolved,

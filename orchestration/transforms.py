@@ -56,10 +56,24 @@ class Translator(DagsterDbtTranslator):
 TRANSLATOR = Translator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
 
+def target_dir(duckdb_path: str | Path) -> Path:
+    """dbt's target folder for one warehouse: beside the DuckDB file, the same on every run.
+
+    dagster-dbt gives each invocation a fresh folder by default, seeded with the project's
+    ``partial_parse.msgpack``; that one was parsed against another warehouse path, so dbt saw
+    "profile has changed" and parsed the whole project again on each of the three layer steps
+    (~1.5 s each). One folder per warehouse keeps the partial parse of the previous invocation.
+    The layers run one after another (each depends on the one before), never at once.
+    """
+    path = Path(duckdb_path)
+    return path.with_name(f"{path.stem}.dbt-target")
+
+
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, city: CityResource):
     # dbt's profile reads these; the subprocess inherits them.
-    os.environ.update(dbt_env(city.load().duckdb_path))
-    yield from dbt.cli(["build"], context=context).stream()
+    duckdb_path = city.load().duckdb_path
+    os.environ.update(dbt_env(duckdb_path))
+    yield from dbt.cli(["build"], context=context, target_path=target_dir(duckdb_path)).stream()
 
 
 def layer_assets(manifest: Path) -> list[dg.AssetsDefinition]:

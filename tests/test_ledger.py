@@ -161,3 +161,28 @@ def test_cli_lists_stuck_tickets_and_requeues_a_failed_one(tmp_path, capsys):
     assert main(["tickets", "--config", str(city), "--retry", "inc-h", "--retry", "inc-none"]) == 0
     out = capsys.readouterr().out
     assert "inc-h: requeued" in out and "inc-none: not failed" in out
+
+
+def test_drafting_many_writes_the_rows_drafting_one_by_one_writes(tmp_path):
+    clock = Clock()
+    with connect(tmp_path / "one.duckdb") as one, connect(tmp_path / "many.duckdb") as many:
+        by_one, in_bulk = TicketLedger(one, clock=clock), TicketLedger(many, clock=clock)
+        ids = [f"inc-{k}" for k in range(30)]
+        by_one.hold("inc-3", request_for("inc-3"), "attributes: x")
+        in_bulk.hold("inc-3", request_for("inc-3"), "attributes: x")
+        for incident_id in ids:
+            by_one.draft(incident_id, request_for(incident_id, "POTHOLE"))
+        assert in_bulk.draft_many([(i, request_for(i, "POTHOLE")) for i in ids]) == 30
+        query = "select * exclude (created_at, updated_at) from ops.ticket_ledger order by incident_id"
+        assert many.execute(query).fetchall() == one.execute(query).fetchall()
+        assert in_bulk.row("inc-3")["state"] == "dry_run", "a held incident becomes a draft once it is valid"
+        assert in_bulk.due(ids) == ids, "drafts are looked at again when filing is turned on"
+
+
+def test_drafting_never_overwrites_a_ticket_that_may_be_on_the_server(sandbox, plugin, ledger):
+    led, _ = ledger
+    led.file(plugin, "inc-sent", request_for("inc-sent"))
+    with pytest.raises(ValueError, match="only unsent"):
+        led.draft_many([("inc-new", request_for("inc-new")), ("inc-sent", request_for("inc-sent"))])
+    assert led.row("inc-sent")["state"] == "submitted" and led.row("inc-new") is None
+    assert led.draft_many([]) == 0

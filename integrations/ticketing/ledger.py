@@ -106,12 +106,15 @@ class TicketLedger:
     def due(self, incident_ids: Iterable[str]) -> list[str]:
         """The incidents that may be attempted now: new ones, pending ones, retries whose wait is over."""
         now = self.clock()
+        # One query for the whole ledger, not one per incident (14,000 incidents took ~20 s).
+        known = {incident_id: (state, next_attempt_at) for incident_id, state, next_attempt_at in self.con.execute(
+            "select incident_id, state, next_attempt_at from ops.ticket_ledger").fetchall()}
         due = []
         for incident_id in incident_ids:
-            row = self.row(incident_id)
-            if row is None or row["state"] in ("pending", "dry_run", "held"):
+            state, next_attempt_at = known.get(incident_id, (None, None))
+            if state is None or state in ("pending", "dry_run", "held"):
                 due.append(incident_id)
-            elif row["state"] == "retry_wait" and (row["next_attempt_at"] is None or row["next_attempt_at"] <= now):
+            elif state == "retry_wait" and (next_attempt_at is None or next_attempt_at <= now):
                 due.append(incident_id)
         return due
 
@@ -155,6 +158,46 @@ class TicketLedger:
     def draft(self, incident_id: str, request: TicketRequest) -> None:
         """Record a dry-run draft (filing disabled): nothing is sent."""
         self._upsert(incident_id, request, state="dry_run", attempts=0)
+
+    def draft_many(self, drafts: Iterable[tuple[str, TicketRequest]]) -> int:
+        """Record many dry-run drafts in one statement; the same rows as :meth:`draft` one by one.
+
+        A dry run sends nothing, so there is no intent to write before a POST and batching loses
+        no safety; one upsert per incident took ~3 ms (45 s for the 14,000 incidents of
+        100,000 posts). Only for incidents that are new, ``dry_run`` or ``held``: never for a
+        row that may exist on the server. Returns the number of rows written.
+        """
+        import pandas as pd
+
+        rows = [(incident_id, marker_for(incident_id), request.service_code,
+                 json.dumps(request.model_dump(mode="json"), sort_keys=True)) for incident_id, request in drafts]
+        if not rows:
+            return 0
+        settled = self.con.execute(
+            "select incident_id, state from ops.ticket_ledger where state not in ('dry_run', 'held') "
+            "and incident_id in (select unnest(?))", [[r[0] for r in rows]]).fetchall()
+        if settled:
+            raise ValueError(f"only unsent incidents can be drafted: {settled[:5]}")
+        now = self.clock()
+        frame = pd.DataFrame({"incident_id": pd.Series([r[0] for r in rows], dtype="string"),
+                              "marker": pd.Series([r[1] for r in rows], dtype="string"),
+                              "service_code": pd.Series([r[2] for r in rows], dtype="string"),
+                              "request_json": pd.Series([r[3] for r in rows], dtype="string")})
+        view = f"__ledger_drafts_{id(frame)}"
+        self.con.register(view, frame)
+        try:
+            self.con.execute(
+                f"""
+                insert into ops.ticket_ledger
+                    (incident_id, marker, state, service_code, attempts, request_json, created_at, updated_at)
+                select incident_id, marker, 'dry_run', service_code, 0, request_json, $now, $now from {view}
+                on conflict (incident_id) do update set
+                    state = excluded.state, attempts = excluded.attempts, service_code = excluded.service_code,
+                    request_json = excluded.request_json, updated_at = excluded.updated_at
+                """, {"now": now})
+        finally:
+            self.con.unregister(view)
+        return len(rows)
 
     def file(self, plugin: TicketingPlugin, incident_id: str, request: TicketRequest) -> FilingOutcome:
         """File one incident exactly once. ``request.description`` must contain its marker.

@@ -129,3 +129,32 @@ def zero_shot(embedder, embeddings: np.ndarray, labels: np.ndarray, splits, thre
     model = RelevanceModel.from_seeds(embedder)
     test = np.concatenate([t for _, t in splits])
     return score(labels[test], (model.predict_proba(embeddings[test]) >= threshold).astype(int))
+
+
+FINE_TUNED_MODELS = ("fine-tuned", "fine-tuned + TF-IDF")
+
+
+def evaluate_fine_tuned(texts: list[str], labels: np.ndarray, splits, settings=None, device: str | None = None,
+                        log=None) -> dict[str, Scores]:
+    """The encoder fine-tuned on each training part (``models/finetune.py``), alone and averaged
+    with the TF-IDF baseline's probabilities; one fine-tuning per split serves both rows.
+    """
+    from social311.models.finetune import FineTunedClassifier
+
+    arr = np.array(texts, dtype=object)
+    truth, alone, blended = [], [], []
+    for number, (train, test) in enumerate(splits, 1):
+        if log:
+            log(f"  fine-tuning split {number}/{len(splits)} ({len(train)} texts)")
+        model = FineTunedClassifier(settings, device=device).fit(arr[train].tolist(), labels[train])
+        proba = model.predict_proba(arr[test].tolist())
+        features = tfidf_features()
+        x_train = features.fit_transform(arr[train].tolist())
+        baseline = _lr(4.0).fit(x_train, labels[train])
+        # Both models order their columns by the sorted class labels of the same training part.
+        tfidf_proba = baseline.predict_proba(features.transform(arr[test].tolist()))
+        alone.append(model.classes_[proba.argmax(axis=1)])
+        blended.append(model.classes_[((proba + tfidf_proba) / 2).argmax(axis=1)])
+        truth.append(labels[test])
+    y = np.concatenate(truth)
+    return {"fine-tuned": score(y, np.concatenate(alone)), "fine-tuned + TF-IDF": score(y, np.concatenate(blended))}

@@ -32,6 +32,7 @@ class LabelledSet:
     source: Path | None
     protocol: str = "holdout"
     groups: np.ndarray | None = None
+    class_names: tuple[str, ...] = ()  # service_type sets: what each label is called in the catalog
 
 
 def default_data_dir() -> Path:
@@ -150,8 +151,11 @@ def publicstuff_service_type(data: Path) -> LabelledSet | None:
     frame = frame[frame["kind"].map(frame["kind"].value_counts()).ge(10)]
     names = sorted(frame["kind"].unique())
     labels = frame["kind"].map({n: i for i, n in enumerate(names)}).to_numpy(dtype=int)
+    # Each type's most used request title is its name in the city's catalog ("Broken Streetlight").
+    titles = frame.assign(title=frame["Title"].fillna("").astype(str).str.strip()).groupby("kind")["title"]
+    catalog = tuple(titles.get_group(n).value_counts().index[0] for n in names)
     return LabelledSet(f"publicstuff nyc: {len(names)} service types", "service_type",
-                       frame["Description"].tolist(), labels, path)
+                       frame["Description"].tolist(), labels, path, class_names=catalog)
 
 
 LOADERS = (mumbai_relevance, acl_complaints, crisislex, mumbai_service_type, publicstuff_service_type)

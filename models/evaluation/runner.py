@@ -12,14 +12,19 @@ from pathlib import Path
 
 import numpy as np
 
-from social311.models.evaluation import classifiers, datasets, merging, speed
+from social311.models.evaluation import classifiers, datasets, history, merging, speed
 from social311.models.evaluation.cache import cached_encode
 
 BINARY_TASKS = ("relevance", "complaint")
 
 
-def classification_row(data: datasets.LabelledSet, embedder, splits, split_name: str) -> dict:
-    """The baseline, our models and (binary tasks) the zero-shot seed model on one split."""
+def classification_row(data: datasets.LabelledSet, embedder, splits, split_name: str,
+                       fine_tune: bool = False, log=None) -> dict:
+    """The baseline, our models and (binary tasks) the zero-shot seed model on one split.
+
+    With ``fine_tune`` the encoder is also fine-tuned on every training part (slow on CPU:
+    ``models/finetune.py``) and scored alone and averaged with the baseline.
+    """
     vectors = cached_encode(embedder, data.texts, data.source)
     row = {"dataset": data.name, "task": data.task, "n": len(data.texts), "split": split_name,
            "classes": int(len(np.unique(data.labels))), "models": {}}
@@ -27,18 +32,32 @@ def classification_row(data: datasets.LabelledSet, embedder, splits, split_name:
         row["models"][model] = classifiers.evaluate(model, data.texts, vectors, data.labels, splits).as_dict()
     if data.task in BINARY_TASKS:
         row["models"]["zero-shot"] = classifiers.zero_shot(embedder, vectors, data.labels, splits).as_dict()
+    if fine_tune:
+        started = time.perf_counter()
+        for name, scores in classifiers.evaluate_fine_tuned(data.texts, data.labels, splits, log=log).items():
+            row["models"][name] = scores.as_dict()
+        row["fine_tune_seconds"] = round(time.perf_counter() - started, 1)
     return row
 
 
-def run_shared(data_dir: Path, backend: str = "onnx-int8", log=print) -> dict:
-    """All evaluations on the shared corpora; absent files are listed under ``skipped``."""
+def run_shared(data_dir: Path, backend: str = "onnx-int8", log=print, fine_tune: bool = False,
+               only: set[str] | None = None) -> dict:
+    """All evaluations on the shared corpora; absent files are listed under ``skipped``.
+
+    Args:
+        fine_tune: also fine-tune the encoder per split (hours on 2 CPU cores for all sets).
+        only: loader names to run (``datasets.LOADERS``); default all, plus speed and merging.
+    """
     from social311.models.embeddings import get_embedder
 
     embedder = get_embedder(backend)
     result = {"data_dir": str(data_dir), "backend": backend, "model": embedder.model_name,
               "classification": [], "skipped": []}
     mumbai = None
+    history_rows = history.HistoryRows(data_dir, embedder)  # "+ 311 history" rows next to zero-shot
     for loader in datasets.LOADERS:
+        if only and loader.__name__ not in only:
+            continue
         data = loader(data_dir)
         if data is None:
             result["skipped"].append(loader.__name__)
@@ -48,9 +67,13 @@ def run_shared(data_dir: Path, backend: str = "onnx-int8", log=print) -> dict:
             continue
         log(f"evaluating {data.name} ({len(data.texts)} texts)")
         splits, described = classifiers.splits_for(data.protocol, data.labels, data.groups)
-        result["classification"].append(classification_row(data, embedder, splits, described))
+        row = classification_row(data, embedder, splits, described, fine_tune, log)
+        history_rows.add(loader.__name__, data, splits, row, result, log)
+        result["classification"].append(row)
         if loader is datasets.mumbai_relevance:
             mumbai = data
+    if only:
+        return result
     if mumbai is not None:
         log("timing the embedding paths and the prefilter")
         sample = mumbai.texts[:512]
@@ -70,14 +93,14 @@ def run_shared(data_dir: Path, backend: str = "onnx-int8", log=print) -> dict:
 
 
 def run_file(task: str, data: Path, text_column: str, label_column: str, train: Path | None = None,
-             backend: str = "onnx-int8") -> dict:
+             backend: str = "onnx-int8", fine_tune: bool = False) -> dict:
     """One labelled CSV: cross-validated (5 folds) or trained on ``train`` and tested on ``data``."""
     from social311.models.embeddings import get_embedder
 
     embedder = get_embedder(backend)
     test = datasets.read_csv(data, text_column, label_column, data.name, task)
     if train is None:
-        row = classification_row(test, embedder, classifiers.kfold(test.labels), "5-fold stratified seed 0")
+        row = classification_row(test, embedder, classifiers.kfold(test.labels), "5-fold stratified seed 0", fine_tune)
     else:
         fit = datasets.read_csv(train, text_column, label_column, train.name, task)
         both = datasets.LabelledSet(test.name, task, fit.texts + test.texts,
@@ -90,6 +113,9 @@ def run_file(task: str, data: Path, text_column: str, label_column: str, train: 
             row["models"][model] = classifiers.evaluate(model, both.texts, vectors, both.labels, split).as_dict()
         if task in BINARY_TASKS:
             row["models"]["zero-shot"] = classifiers.zero_shot(embedder, vectors, both.labels, split).as_dict()
+        if fine_tune:
+            for name, scores in classifiers.evaluate_fine_tuned(both.texts, both.labels, split).items():
+                row["models"][name] = scores.as_dict()
     return {"backend": backend, "model": embedder.model_name, "classification": [row], "skipped": []}
 
 
@@ -105,7 +131,8 @@ def format_table(result: dict) -> str:
         base = row["models"]["tfidf"]["f1"]
         for name, s in row["models"].items():
             label = "TF-IDF LR (baseline)" if name == "tfidf" else {"embed": "LR on embeddings",
-                    "stack": "LR on TF-IDF + embeddings", "zero-shot": "zero-shot seeds"}.get(name, name)
+                    "stack": "LR on TF-IDF + embeddings", "zero-shot": "zero-shot seeds",
+                    "fine-tuned": "fine-tuned MiniLM", "fine-tuned + TF-IDF": "fine-tuned MiniLM + TF-IDF (mean prob.)"}.get(name, name)
             delta = "" if name == "tfidf" else f"{s['f1'] - base:+.3f}"
             lines.append(f"| {row['dataset']} | {row['task']} | {row['n']} | {row['split']} | {label} | {_fmt(s['f1'])} | "
                          f"{_fmt(s['precision'])} | {_fmt(s['recall'])} | {_fmt(s['accuracy'])} | {_fmt(s['macro_f1'])} | {delta} |")
@@ -125,6 +152,10 @@ def format_table(result: dict) -> str:
                    f"one place in {m['duplicate_groups']} groups): {m['groups_merged_whole']}/{m['duplicate_groups']} groups "
                    f"merged whole; pair recall {m['pair_recall']:.3f}, pair precision {m['pair_precision']:.3f} "
                    f"({m['merged_pairs']} merged pairs, {m['true_pairs']} true)")
+    if result.get("history"):
+        out.append(history.describe(result["history"]))
+    if result.get("history_typing"):
+        out.append(history.describe_typing(result["history_typing"]))
     if result.get("skipped"):
         out.append("Skipped (data absent or too small): " + ", ".join(result["skipped"]))
     return "\n\n".join(out)

@@ -102,6 +102,8 @@ class Quirks:
         require_description: POST without ``description`` is refused (issue-reporting).
         require_email: POST without ``email`` is refused (Bristol's FixMyStreet).
         no_fractional_dates: date filters with fractional seconds are refused (Toronto).
+        max_results: the most requests one GET requests answers (the spec's 1000; Chicago's
+            default page is 50): the newest are kept, the rest silently cut.
     """
 
     string_booleans: bool = False
@@ -123,6 +125,7 @@ class Quirks:
     require_description: bool = False
     require_email: bool = False
     no_fractional_dates: bool = False
+    max_results: int = 1000
 
 
 #: One switch per recorded deviation, for tests that run a suite in every quirk mode.

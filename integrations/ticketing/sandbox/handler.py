@@ -195,7 +195,7 @@ class Handler(BaseHTTPRequestHandler):
         sandbox = self.sandbox
         quirks = sandbox.quirks
         filters = validate.query(params, time.time(), pagination=quirks.pagination, strict=quirks.strict_params,
-                                 whole_seconds=quirks.no_fractional_dates)
+                                 whole_seconds=quirks.no_fractional_dates, max_results=quirks.max_results)
         if "ids" in filters:
             rows = sandbox.store.by_ids(filters["ids"])
         else:

@@ -176,6 +176,29 @@ class SandboxServer:
         """How many requests the server has committed (to assert there are no duplicates)."""
         return self.store.count(service_code, description_contains)
 
+    def stage_request(self, service_code: str, description: str, *, at: float, status: str = "open",
+                      updated_at: float | None = None, lat: float | None = None, lon: float | None = None,
+                      address: str | None = None) -> str:
+        """Add a request as if a resident had filed it at epoch ``at`` (a staged 311 history).
+
+        Args:
+            service_code: a code of the catalog (its name is filled in).
+            status: ``open`` or ``closed``; a closed one was updated at ``updated_at``.
+
+        Returns:
+            The new request's id.
+        """
+        service = self.service(service_code)
+        if service is None:
+            raise KeyError(f"unknown service_code {service_code!r}")
+        row = self.store.insert({"service_code": service_code, "service_name": service.service_name,
+                                 "description": description, "lat": lat, "long": lon, "address": address,
+                                 "agency_responsible": service.agency_responsible or None,
+                                 "jurisdiction_id": self.jurisdiction_id}, at=at)
+        if status != "open" or updated_at is not None:
+            self.store.set_status(row["service_request_id"], status, at=updated_at if updated_at is not None else at)
+        return row["service_request_id"]
+
     def set_status(self, service_request_id: str, status: str, notes: str | None = None, *,
                    agency: str | None = None, at: float | None = None) -> bool:
         """Close or reopen a request as city staff would; True when it exists (see Store.set_status)."""

@@ -68,13 +68,16 @@ class Store:
         with self._lock:
             self._db.close()
 
-    def insert(self, fields: dict[str, Any], *, with_token: bool = False, random_id: bool = False) -> dict[str, Any]:
+    def insert(self, fields: dict[str, Any], *, with_token: bool = False, random_id: bool = False,
+               at: float | None = None) -> dict[str, Any]:
         """Commit one new request and return it as stored.
 
         Args:
             fields: column values (``attributes``/``contact`` as dicts); unknown keys are errors.
             with_token: also issue a batch token for it.
             random_id: an 8-character ``[a-z0-9]`` id (issue-reporting) instead of a number.
+            at: its ``requested_datetime`` as epoch seconds (now by default), so tests and the
+                demo can stage a history of past requests (then :meth:`set_status` to close them).
         """
         values = {k: fields.get(k) for k in _COLUMNS}
         values["attributes"] = json.dumps(fields.get("attributes") or {}, ensure_ascii=False)
@@ -82,7 +85,7 @@ class Store:
         unknown = set(fields) - set(_COLUMNS)
         if unknown:
             raise KeyError(f"unknown request fields {sorted(unknown)}")
-        now = time.time()
+        now = time.time() if at is None else at
         with self._lock, self._db:
             self._db.execute("begin immediate")
             seq = self._db.execute("select coalesce(max(seq), 0) + 1 from service_requests").fetchone()[0]

@@ -174,11 +174,11 @@ SPEC_QUERY_PARAMS = frozenset({"jurisdiction_id", "service_request_id", "service
 
 
 def query(params: list[tuple[str, str]], now: float, *, pagination: bool, strict: bool = False,
-          whole_seconds: bool = False) -> dict[str, Any]:
+          whole_seconds: bool = False, max_results: int = 1000) -> dict[str, Any]:
     """Validate GET requests filters into :meth:`Store.query` arguments (or ``ids``).
 
     Without dates the most recent 90 days apply; a span over 90 days is refused; at most
-    1000 requests come back.
+    ``max_results`` (the spec's 1000) requests come back.
 
     Raises:
         HttpError: 400 for bad dates, spans, statuses or page numbers; with ``strict``, for
@@ -214,7 +214,7 @@ def query(params: list[tuple[str, str]], now: float, *, pagination: bool, strict
         "statuses": statuses or None,
         "start": start,
         "end": end,
-        "limit": 1000,
+        "limit": max_results,
         "offset": 0,
     }
     for name in ("updated_after", "updated_before"):
@@ -222,10 +222,10 @@ def query(params: list[tuple[str, str]], now: float, *, pagination: bool, strict
         out[name] = w3c_datetime(raw, name).timestamp() if raw else None
     if pagination and (first(params, "page") or first(params, "page_size")):
         try:
-            page, size = int(first(params, "page") or 1), int(first(params, "page_size") or 1000)
+            page, size = int(first(params, "page") or 1), int(first(params, "page_size") or max_results)
         except ValueError:
             raise HttpError(400, "page and page_size must be whole numbers") from None
-        if page < 1 or not 1 <= size <= 1000:
-            raise HttpError(400, "page starts at 1; page_size is 1 to 1000")
+        if page < 1 or not 1 <= size <= max_results:
+            raise HttpError(400, f"page starts at 1; page_size is 1 to {max_results}")
         out.update(limit=size, offset=(page - 1) * size)
     return out
