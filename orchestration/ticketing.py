@@ -7,7 +7,7 @@ import dagster as dg
 
 from social311.config import Thresholds
 from social311.integrations.ticketing.base import TicketingError, TicketingPlugin
-from social311.integrations.ticketing.ledger import TicketLedger, marker_for, open_request_nearby
+from social311.integrations.ticketing.ledger import DRAFTABLE_STATES, TicketLedger, marker_for, open_request_nearby
 from social311.orchestration.quality import Suite, gx_check, sql_check
 from social311.orchestration.resources import CityResource
 from social311.records import ServiceRequest, TicketRequest
@@ -77,6 +77,7 @@ def ticket_ledger(context: dg.AssetExecutionContext, city: CityResource) -> dg.M
         nearby = _open_requests(plugin, {ready[i]["service_code"] for i in due}, cfg.thresholds) if due else []
         outcomes: dict[str, int] = {}
         drafts: list[tuple[str, object]] = []  # dry run: written in one statement after the loop
+        known = ledger.states(due) if plugin is None else {}
         log_every = max(10, len(due) // 20)  # each log line is an event-log write
         for done, incident_id in enumerate(due, start=1):
             code = ready[incident_id]["service_code"]
@@ -87,6 +88,10 @@ def ticket_ledger(context: dg.AssetExecutionContext, city: CityResource) -> dg.M
             if problems:
                 ledger.hold(incident_id, request, "attributes: " + "; ".join(problems))
                 state = "held"
+            elif plugin is None and known.get(incident_id, "dry_run") not in DRAFTABLE_STATES:
+                # Filing was turned off after a POST that may have reached the server: the row stays
+                # as it is, to be settled by a marker search when filing is on again.
+                state = f"kept_{known[incident_id]}"
             elif plugin is None:
                 drafts.append((incident_id, request))
                 state = "dry_run"

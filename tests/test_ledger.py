@@ -1,5 +1,6 @@
 """Exactly-once filing through the ledger, against the real sandbox over loopback with faults."""
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -163,20 +164,24 @@ def test_cli_lists_stuck_tickets_and_requeues_a_failed_one(tmp_path, capsys):
     assert "inc-h: requeued" in out and "inc-none: not failed" in out
 
 
-def test_drafting_many_writes_the_rows_drafting_one_by_one_writes(tmp_path):
+def test_drafting_many_writes_one_dry_run_row_per_incident(tmp_path):
     clock = Clock()
-    with connect(tmp_path / "one.duckdb") as one, connect(tmp_path / "many.duckdb") as many:
-        by_one, in_bulk = TicketLedger(one, clock=clock), TicketLedger(many, clock=clock)
+    with connect(tmp_path / "w.duckdb") as con:
+        led = TicketLedger(con, clock=clock)
         ids = [f"inc-{k}" for k in range(30)]
-        by_one.hold("inc-3", request_for("inc-3"), "attributes: x")
-        in_bulk.hold("inc-3", request_for("inc-3"), "attributes: x")
-        for incident_id in ids:
-            by_one.draft(incident_id, request_for(incident_id, "POTHOLE"))
-        assert in_bulk.draft_many([(i, request_for(i, "POTHOLE")) for i in ids]) == 30
-        query = "select * exclude (created_at, updated_at) from ops.ticket_ledger order by incident_id"
-        assert many.execute(query).fetchall() == one.execute(query).fetchall()
-        assert in_bulk.row("inc-3")["state"] == "dry_run", "a held incident becomes a draft once it is valid"
-        assert in_bulk.due(ids) == ids, "drafts are looked at again when filing is turned on"
+        led.hold("inc-3", request_for("inc-3"), "attributes: x")
+        assert led.draft_many([(i, request_for(i, "POTHOLE")) for i in ids]) == 30
+        rows = con.execute("select incident_id, marker, state, service_code, attempts, request_json, "
+                           "service_request_id, token from ops.ticket_ledger order by incident_id").fetchall()
+        assert [r[0] for r in rows] == sorted(ids)
+        for incident_id, marker, state, code, attempts, request_json, request_id, token in rows:
+            assert (marker, state, code, attempts, request_id, token) == (
+                marker_for(incident_id), "dry_run", "POTHOLE", 0, None, None)
+            assert json.loads(request_json) == request_for(incident_id, "POTHOLE").model_dump(mode="json")
+        assert led.row("inc-3")["state"] == "dry_run", "a held incident becomes a draft once it is valid"
+        assert led.due(ids) == ids, "drafts are looked at again when filing is turned on"
+        led.draft("inc-0", request_for("inc-0", "GRAFFITI"))
+        assert led.row("inc-0")["service_code"] == "GRAFFITI", "a later draft replaces an earlier one"
 
 
 def test_drafting_never_overwrites_a_ticket_that_may_be_on_the_server(sandbox, plugin, ledger):
@@ -186,3 +191,35 @@ def test_drafting_never_overwrites_a_ticket_that_may_be_on_the_server(sandbox, p
         led.draft_many([("inc-new", request_for("inc-new")), ("inc-sent", request_for("inc-sent"))])
     assert led.row("inc-sent")["state"] == "submitted" and led.row("inc-new") is None
     assert led.draft_many([]) == 0
+
+
+def test_turning_filing_off_keeps_a_ticket_that_may_be_on_the_server_for_its_marker_search(tmp_path, sandbox, plugin):
+    """Filing on, an ambiguous POST (pending); filing off for a run; on again: found by marker, no second POST."""
+    import dagster as dg
+
+    from social311.orchestration.resources import CityResource
+    from social311.orchestration.ticketing import ticket_ledger
+
+    db = tmp_path / "w.duckdb"
+    with connect(db) as con:
+        sandbox.faults.reset_next_replies = 2  # the POST's reply and the reconcile right after it
+        assert TicketLedger(con).file(plugin, "inc-sent", request_for("inc-sent")).state == "pending"
+        now = datetime.now(timezone.utc)
+        con.executemany(
+            "insert into ops.incidents (incident_id, service_code, ward_id, lat, lon, first_seen_at, last_seen_at, "
+            "post_count, representative_text, confidence, status) values (?, 'STREETLIGHT', '1', 41.88, -87.63, ?, ?, 1, "
+            "'Street light out at State and Madison.', 0.9, 'ready')",
+            [["inc-sent", now, now], ["inc-new", now, now]])
+    config = tmp_path / "city.yaml"
+    config.write_text(f"city: Test\nduckdb_path: {db}\nsources: [{{plugin: file_drop}}]\ngis: {{plugin: geojson}}\n"
+                      f"ticketing: {{plugin: open311, config: {{endpoint: '{sandbox.url}'}}}}\n")  # filing_enabled: false
+    result = dg.materialize([ticket_ledger], resources={"city": CityResource(config_path=str(config))})
+    assert result.success
+    metadata = result.asset_materializations_for_node("ops__ticket_ledger")[0].metadata
+    assert metadata["this_run_dry_run"].value == 1 and metadata["this_run_kept_pending"].value == 1
+    with connect(db) as con:
+        led = TicketLedger(con)
+        assert led.states(["inc-sent", "inc-new"]) == {"inc-sent": "pending", "inc-new": "dry_run"}
+        outcome = led.file(plugin, "inc-sent", request_for("inc-sent"))
+    assert outcome.state == "submitted" and outcome.service_request_id
+    assert sandbox.hits("POST", "requests") == 1 and sandbox.requests_filed() == 1
