@@ -19,13 +19,15 @@ BINARY_TASKS = ("relevance", "complaint")
 
 
 def classification_row(data: datasets.LabelledSet, embedder, splits, split_name: str,
-                       fine_tune: bool = False, log=None) -> dict:
+                       fine_tune: bool = False, log=None, vectors: np.ndarray | None = None) -> dict:
     """The baseline, our models and (binary tasks) the zero-shot seed model on one split.
 
     With ``fine_tune`` the encoder is also fine-tuned on every training part (slow on CPU:
-    ``models/finetune.py``) and scored alone and averaged with the baseline.
+    ``models/finetune.py``) and scored alone and averaged with the baseline. ``vectors`` are
+    the texts' embeddings when the caller has them (default: embedded, cached by ``data.source``).
     """
-    vectors = cached_encode(embedder, data.texts, data.source)
+    if vectors is None:
+        vectors = cached_encode(embedder, data.texts, data.source)
     row = {"dataset": data.name, "task": data.task, "n": len(data.texts), "split": split_name,
            "classes": int(len(np.unique(data.labels))), "models": {}}
     for model in classifiers.MODELS:
@@ -107,15 +109,8 @@ def run_file(task: str, data: Path, text_column: str, label_column: str, train: 
                                     np.concatenate([fit.labels, test.labels]), None)
         split = [(np.arange(len(fit.texts)), np.arange(len(fit.texts), len(both.texts)))]
         vectors = np.vstack([cached_encode(embedder, fit.texts, train), cached_encode(embedder, test.texts, data)])
-        row = {"dataset": test.name, "task": task, "n": len(test.texts), "split": f"train on {train.name}",
-               "classes": int(len(np.unique(both.labels))), "models": {}}
-        for model in classifiers.MODELS:
-            row["models"][model] = classifiers.evaluate(model, both.texts, vectors, both.labels, split).as_dict()
-        if task in BINARY_TASKS:
-            row["models"]["zero-shot"] = classifiers.zero_shot(embedder, vectors, both.labels, split).as_dict()
-        if fine_tune:
-            for name, scores in classifiers.evaluate_fine_tuned(both.texts, both.labels, split).items():
-                row["models"][name] = scores.as_dict()
+        row = classification_row(both, embedder, split, f"train on {train.name}", fine_tune, vectors=vectors)
+        row["n"] = len(test.texts)  # the rows scored, not the rows trained on
     return {"backend": backend, "model": embedder.model_name, "classification": [row], "skipped": []}
 
 
