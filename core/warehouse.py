@@ -147,6 +147,21 @@ ADDED_COLUMNS: tuple[tuple[str, str], ...] = (("gis.places", "area VARCHAR"),)
 NULLABLE_SINCE: tuple[tuple[str, str], ...] = (("ml.post_signals", "embedding"),)
 
 
+@contextlib.contextmanager
+def registered(con: duckdb.DuckDBPyConnection, frame, name: str = "rows") -> Iterator[str]:
+    """``frame`` (a pandas DataFrame) readable by SQL on ``con`` inside the block, as the yielded view name.
+
+    Bulk writes go through a registered DataFrame rather than ``executemany`` (one statement
+    instead of ~8 ms a row); the view is dropped however the block ends.
+    """
+    view = f"__social311_{name}_{id(frame)}"
+    con.register(view, frame)
+    try:
+        yield view
+    finally:
+        con.unregister(view)
+
+
 def insert_many(con: duckdb.DuckDBPyConnection, sql: str, rows: list) -> int:
     """Run ``sql`` once per row (``executemany`` semantics) and return the row count; empty lists are fine.
 
@@ -227,16 +242,14 @@ def _insert_frame(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]
             frame = frame.drop_duplicates(subset=[f"c{k}" for k in positions], keep="first")
     target = f"{table} ({', '.join(chr(34) + n + chr(34) for n in names)})"
     sample = con.execute("select current_setting('pandas_analyze_sample')").fetchone()[0]
-    view = f"__social311_rows_{id(frame)}"
     try:
         # Object columns (timestamps, dates, lists) are typed from all their values, not a sample:
         # a column whose first thousand values are NULL must not be read as NULL throughout.
         if any(frame[c].dtype == object for c in frame.columns):
             con.execute(f"set pandas_analyze_sample = {max(len(frame), 1000)}")
-        con.register(view, frame)
-        con.execute(f"insert into {target} select * from {view} {conflict}")
+        with registered(con, frame) as view:
+            con.execute(f"insert into {target} select * from {view} {conflict}")
     finally:
-        con.unregister(view)
         con.execute(f"set pandas_analyze_sample = {int(sample)}")
 
 

@@ -15,6 +15,7 @@ import shapely
 from shapely.strtree import STRtree
 
 from social311.records import Ward
+from social311.warehouse import registered
 
 
 def shapely_assign(wards: list[Ward], lons: np.ndarray, lats: np.ndarray) -> list[str | None]:
@@ -37,12 +38,11 @@ def duckdb_assign(con: duckdb.DuckDBPyConnection, wards: list[Ward], lons: np.nd
     con.execute("create or replace temp table _wards as select * from (select unnest(?) as ward_id, "
                 "st_geomfromtext(unnest(?)) as geom)", [[w.ward_id for w in wards], [w.geometry_wkt for w in wards]])
     points = pd.DataFrame({"i": np.arange(len(lons)), "lon": lons, "lat": lats})
-    con.register("_points_df", points)
-    rows = con.execute("""
-        with pts as (select i, st_point(lon, lat) as geom from _points_df)
-        select pts.i, min(_wards.ward_id) from pts join _wards on st_intersects(pts.geom, _wards.geom) group by pts.i
-    """).fetchall()
-    con.unregister("_points_df")
+    with registered(con, points, "points") as view:
+        rows = con.execute(f"""
+            with pts as (select i, st_point(lon, lat) as geom from {view})
+            select pts.i, min(_wards.ward_id) from pts join _wards on st_intersects(pts.geom, _wards.geom) group by pts.i
+        """).fetchall()
     out: list[str | None] = [None] * len(lons)
     for i, ward_id in rows:
         out[i] = ward_id

@@ -13,7 +13,7 @@ import numpy as np
 from social311.orchestration.quality import Suite, gx_check, sql_check
 from social311.orchestration.resources import CityResource
 from social311.records import Place, Service, StreetSegment
-from social311.warehouse import connect, insert_many
+from social311.warehouse import connect, insert_many, registered
 
 STG_POSTS = dg.AssetKey(["stg_social__posts"])
 SERVICE_CATALOG = dg.AssetKey(["ops", "service_catalog"])
@@ -140,12 +140,11 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
     frame["scored_at"] = pd.Timestamp(datetime.now(timezone.utc))
     vector = ", ".join(f"e{k}" for k in range(DIMENSIONS))
     with connect(cfg.duckdb_path) as con:
-        con.register("new_signals", frame)
-        con.execute(
-            "insert into ml.post_signals select post_id, relevance, is_report, sentiment, lang, "
-            f"(case when embedded then [{vector}] end)::FLOAT[{DIMENSIONS}], model_name, scored_at "
-            "from new_signals on conflict (post_id) do nothing")
-        con.unregister("new_signals")
+        with registered(con, frame, "new_signals") as view:
+            con.execute(
+                "insert into ml.post_signals select post_id, relevance, is_report, sentiment, lang, "
+                f"(case when embedded then [{vector}] end)::FLOAT[{DIMENSIONS}], model_name, scored_at "
+                f"from {view} on conflict (post_id) do nothing")
     clock.lap("write")
     reports = int((embedded & (relevance >= threshold)).sum())
     return dg.MaterializeResult(metadata={"embedded": int(embedded.sum()), "reports": reports, "model": embedder.model_name,

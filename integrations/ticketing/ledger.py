@@ -33,6 +33,7 @@ import duckdb
 from social311.integrations.ticketing.base import SubmitAmbiguous, SubmitRejected, TicketingError, TicketingPlugin
 from social311.models.geo import haversine_m
 from social311.records import ServiceRequest, TicketRequest
+from social311.warehouse import registered
 
 #: States that mean "do not file this incident again".
 SETTLED_STATES = frozenset({"submitted", "awaiting_token", "failed", "linked"})
@@ -190,9 +191,7 @@ class TicketLedger:
                               "marker": pd.Series([r[1] for r in rows], dtype="string"),
                               "service_code": pd.Series([r[2] for r in rows], dtype="string"),
                               "request_json": pd.Series([r[3] for r in rows], dtype="string")})
-        view = f"__ledger_drafts_{id(frame)}"
-        self.con.register(view, frame)
-        try:
+        with registered(self.con, frame, "ledger_drafts") as view:
             self.con.execute(
                 f"""
                 insert into ops.ticket_ledger
@@ -202,8 +201,6 @@ class TicketLedger:
                     state = excluded.state, attempts = excluded.attempts, service_code = excluded.service_code,
                     request_json = excluded.request_json, updated_at = excluded.updated_at
                 """, {"now": now})
-        finally:
-            self.con.unregister(view)
         return len(rows)
 
     def file(self, plugin: TicketingPlugin, incident_id: str, request: TicketRequest) -> FilingOutcome:
