@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from social311.integrations.sources.listening import ListeningPlan
+
 
 class ConfigError(ValueError):
     """The city configuration is missing, unreadable or invalid."""
@@ -115,6 +117,7 @@ class CityConfig(_Strict):
     prefilter: PrefilterSettings = PrefilterSettings()
     history: HistorySettings = HistorySettings()
     filing_enabled: bool = Field(False, description="off = dry run: tickets are drafted, never POSTed")
+    listening: ListeningPlan = Field(ListeningPlan(), description="what the social-platform sources search for")
 
     @model_validator(mode="after")
     def _unique_source_names(self) -> CityConfig:

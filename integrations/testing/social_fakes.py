@@ -1,0 +1,485 @@
+"""Loopback fakes of the social platforms, built from recorded real API exchanges.
+
+Each fake is a real HTTP server on ``127.0.0.1:<free port>`` that the platform's REAL client
+library is pointed at through its base-URL setting. Responses are the recorded ones of
+``shared/data/social/<platform>/`` (status, headers, body shape, error payloads), and variations
+generated from them: many posts made from a recorded post by replacing its id, time, author and
+text; more pages; 429s with the platform's rate-limit headers; expired tokens; deletions and
+edits. Recorded bodies are personal data: a fake keeps them in memory only, and generated posts
+take the recorded *structure* with the caller's texts and invented handles.
+
+Use as a context manager::
+
+    with MastodonFake(data_dir, texts=[...]) as fake:
+        source = MastodonSource(MastodonConfig(base_url=fake.url, ...), instance_name="m")
+        fake.fail_next(1, "429", retry_after=2)  # the next request is answered 429
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+Response = tuple[int, dict[str, str], Any]
+
+
+def social_data_dir(repo: Path) -> Path:
+    """Where the recorded exchanges live: ``<repo>/../shared/data/social``."""
+    return repo.parent / "shared" / "data" / "social"
+
+
+def load_exchange(data_dir: Path, platform: str, name: str) -> dict:
+    """One recorded exchange (``request``, ``response``, ``source``, ``notes``)."""
+    path = Path(data_dir) / platform / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"recorded exchange {path} is missing (see shared/data/social/README.md)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+class FakeServer:
+    """A threaded loopback HTTP server; subclasses implement :meth:`route`.
+
+    Faults: :meth:`fail_next` answers the next ``n`` requests with a 429 (the platform's own
+    rate-limit headers), a 503, a 401 (expired token) or drops the connection.
+    """
+
+    platform = ""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.lock = threading.RLock()
+        self.requests: list[tuple[str, str]] = []  # (method, path?query) of every request
+        self._faults: list[tuple[str, dict]] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def __enter__(self) -> FakeServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> FakeServer:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # bodies are personal data: no logging
+                pass
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                fake._handle(self, body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name=f"{self.platform}-fake", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start the fake first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def _next_start(self, step: timedelta, n: int) -> datetime:
+        # The first batch ends just before `now`; later batches follow it, so new is newer.
+        last = getattr(self, "_last_time", None)
+        start = last + step if last is not None else self.now - step * n
+        self._last_time = start + step * (n - 1)
+        return start
+
+    # -- faults -----------------------------------------------------------------------------
+    def fail_next(self, n: int, kind: str, **options: Any) -> None:
+        """Answer the next ``n`` requests with ``kind``: "429", "503", "401" or "drop"."""
+        with self.lock:
+            self._faults.extend([(kind, options)] * n)
+
+    def rate_limit_headers(self, wait_s: float) -> dict[str, str]:
+        """The platform's headers on a 429 asking for ``wait_s`` seconds."""
+        return {"retry-after": str(int(wait_s))}
+
+    def unauthorized(self) -> Response:
+        return 401, {"content-type": "application/json"}, {"error": "unauthorized"}
+
+    # -- dispatch ---------------------------------------------------------------------------
+    def _handle(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        parts = urlsplit(handler.path)
+        query = {k: v if len(v) > 1 else v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        with self.lock:
+            self.requests.append((handler.command, handler.path))
+            fault = self._faults.pop(0) if self._faults else None
+        if fault is not None:
+            kind, opts = fault
+            if kind == "drop":
+                handler.close_connection = True
+                handler.wfile.flush()
+                handler.connection.shutdown(2)
+                return
+            if kind == "429":
+                status, headers, payload = 429, self.rate_limit_headers(opts.get("retry_after", 1)), opts.get("body", {"error": "Too many requests"})
+            elif kind == "401":
+                status, headers, payload = self.unauthorized()
+            else:
+                status, headers, payload = 503, {}, None
+        else:
+            try:
+                status, headers, payload = self.route(handler.command, parts.path, query, body, handler.headers)
+            except Exception as exc:  # a fake bug must show as a 500, not hang the client
+                status, headers, payload = 500, {}, {"error": f"fake error: {type(exc).__name__}: {exc}"}
+        if isinstance(payload, (dict, list)):
+            data = json.dumps(payload).encode()
+            headers = {"content-type": "application/json; charset=utf-8", **headers}
+        elif isinstance(payload, str):
+            data = payload.encode()
+        else:
+            data = b""
+        handler.send_response(status)
+        for key, value in headers.items():
+            handler.send_header(key, value)
+        handler.send_header("content-length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    def route(self, method: str, path: str, query: dict, body: bytes, headers: Any) -> Response:
+        raise NotImplementedError
+
+
+# ======================================================================================
+# Mastodon
+# ======================================================================================
+
+
+class MastodonFake(FakeServer):
+    """Mastodon 4.x REST API: hashtag and local timelines with ``max_id``/``since_id``/``min_id``
+    and Link headers, status lookup (404 when deleted), replies with ``Idempotency-Key``.
+
+    Posts are made from the recorded status of ``hashtag_timeline.json``; the recorded pages
+    (``hashtag_timeline_page1/2``) can also be served as recorded with :meth:`serve_recorded_pages`.
+    """
+
+    platform = "mastodon"
+
+    def __init__(self, data_dir: Path, *, tag: str = "pothole", now: datetime | None = None) -> None:
+        super().__init__(data_dir)
+        self.tag = tag
+        self.now = now or datetime.now(timezone.utc)
+        rec = load_exchange(data_dir, "mastodon", "hashtag_timeline")
+        self._template = rec["response"]["body"][0]
+        self._headers = {k: v for k, v in rec["response"]["headers"].items() if k.startswith("x-ratelimit")}
+        self._not_found = load_exchange(data_dir, "mastodon", "error_404_status_missing")["response"]
+        self._unauth = load_exchange(data_dir, "mastodon", "error_401_invalid_token")["response"]
+        self._reply_template = load_exchange(data_dir, "mastodon", "status_post_reply")["response"]["body"]
+        self.statuses: dict[int, dict] = {}  # id -> status (newest has the largest id)
+        self.deleted: set[int] = set()
+        self.replies: dict[str, dict] = {}  # idempotency key -> created reply
+        self.reply_posts = 0  # replies actually created (a repeated key creates none)
+        self._next_id = 117_020_600_000_000_000
+        self._recorded: dict[str, dict] | None = None
+
+    def add_posts(self, texts: Sequence[str], *, tag: str | None = None, start: datetime | None = None,
+                  step: timedelta = timedelta(minutes=3), lang: str = "en") -> list[str]:
+        """Publish one status per text (oldest first), tagged; returns their ids."""
+        ids = []
+        with self.lock:
+            when = start or self._next_start(step, len(texts))
+            for i, text in enumerate(texts):
+                self._next_id += 1000
+                sid = self._next_id
+                status = copy.deepcopy(self._template)
+                n = sid % 997
+                status.update({
+                    "id": str(sid), "created_at": _iso(when + step * i), "edited_at": None,
+                    "content": f"<p>{_escape(text)}</p>" if text else "", "language": lang, "spoiler_text": "",
+                    "uri": f"{self.url}/users/resident{n}/statuses/{sid}", "url": f"{self.url}/@resident{n}/{sid}",
+                    "tags": [{"name": tag or self.tag, "url": f"{self.url}/tags/{tag or self.tag}"}],
+                    "in_reply_to_id": None, "reblog": None, "mentions": [],
+                })
+                status["account"] = {**status["account"], "id": str(n), "username": f"resident{n}",
+                                     "acct": f"resident{n}", "display_name": f"Resident {n}",
+                                     "url": f"{self.url}/@resident{n}", "note": ""}
+                self.statuses[sid] = status
+                ids.append(str(sid))
+        return ids
+
+    def delete(self, status_id: str) -> None:
+        with self.lock:
+            self.deleted.add(int(status_id))
+
+    def edit(self, status_id: str, text: str) -> None:
+        with self.lock:
+            status = self.statuses[int(status_id)]
+            status["content"] = f"<p>{_escape(text)}</p>"
+            status["edited_at"] = _iso(datetime.now(timezone.utc))
+
+    def serve_recorded_pages(self) -> None:
+        """Answer the recorded tag's timeline with the recorded pages, bodies and Link headers."""
+        page1 = load_exchange(self.data_dir, "mastodon", "hashtag_timeline_page1")
+        page2 = load_exchange(self.data_dir, "mastodon", "hashtag_timeline_page2_max_id")
+        empty = load_exchange(self.data_dir, "mastodon", "hashtag_timeline_poll_min_id_empty")
+        self._recorded = {"page1": page1, "page2": page2, "empty": empty,
+                          "tag": urlsplit(page1["request"]["url"]).path.rsplit("/", 1)[1],
+                          "page2_max_id": parse_qs(urlsplit(page2["request"]["url"]).query)["max_id"][0]}
+
+    def rate_limit_headers(self, wait_s: float) -> dict[str, str]:
+        reset = datetime.now(timezone.utc) + timedelta(seconds=wait_s)
+        # Mastodon's real 429 carries X-RateLimit-* with an ISO reset time (no Retry-After).
+        return {"x-ratelimit-limit": "300", "x-ratelimit-remaining": "0",
+                "x-ratelimit-reset": reset.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+
+    def unauthorized(self) -> Response:
+        return self._unauth["status"], dict(self._unauth["headers"]), self._unauth["body"]
+
+    def route(self, method: str, path: str, query: dict, body: bytes, headers: Any) -> Response:
+        if method == "GET" and path.startswith("/api/v1/timelines/tag/"):
+            tag = path.rsplit("/", 1)[1]
+            if self._recorded and tag == self._recorded["tag"]:
+                return self._recorded_page(query)
+            return self._timeline(path, query, lambda s: any(t["name"].lower() == tag.lower() for t in s["tags"]))
+        if method == "GET" and path == "/api/v1/timelines/public":
+            return self._timeline(path, query, lambda s: True)
+        if path.startswith("/api/v1/statuses/") and method == "GET":
+            sid = int(path.rsplit("/", 1)[1])
+            with self.lock:
+                if sid not in self.statuses or sid in self.deleted:
+                    return self._not_found["status"], dict(self._not_found["headers"]), self._not_found["body"]
+                return 200, self._rl(), self.statuses[sid]
+        if path == "/api/v1/statuses" and method == "POST":
+            return self._post_status(body, headers)
+        return 404, {}, {"error": "Not Found"}
+
+    def _rl(self) -> dict[str, str]:
+        reset = (datetime.now(timezone.utc) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return {**self._headers, "x-ratelimit-reset": reset}
+
+    def _timeline(self, path: str, query: dict, keep: Any) -> Response:
+        limit = min(int(query.get("limit", 20)), 40)
+        max_id = int(query["max_id"]) if query.get("max_id") else None
+        since_id = int(query["since_id"]) if query.get("since_id") else None
+        min_id = int(query["min_id"]) if query.get("min_id") else None
+        with self.lock:
+            ids = sorted((i for i, s in self.statuses.items() if i not in self.deleted and keep(s)), reverse=True)
+            ids = [i for i in ids if (max_id is None or i < max_id) and (since_id is None or i > since_id)
+                   and (min_id is None or i > min_id)]
+            page = ids[-limit:] if min_id is not None else ids[:limit]  # min_id pages up from the floor
+            items = [self.statuses[i] for i in page]
+        headers = self._rl()
+        if items:
+            base = f"{self.url}{path}"
+            extra = "&local=true" if path.endswith("/public") else ""
+            headers["link"] = (f'<{base}?limit={limit}{extra}&max_id={page[-1]}>; rel="next", '
+                               f'<{base}?limit={limit}{extra}&min_id={page[0]}>; rel="prev"')
+        return 200, headers, items
+
+    def _recorded_page(self, query: dict) -> Response:
+        rec = self._recorded
+        assert rec is not None
+        if query.get("max_id") == rec["page2_max_id"]:
+            ex = rec["page2"]
+        elif query.get("max_id") or query.get("min_id") or query.get("since_id"):
+            ex = rec["empty"]  # past the recorded pages, or polling above the newest: []
+        else:
+            ex = rec["page1"]
+        headers = dict(ex["response"]["headers"])
+        if "link" in headers:
+            headers["link"] = headers["link"].replace("https://mastodon.example", self.url)
+        return ex["response"]["status"], headers, ex["response"]["body"]
+
+    def _post_status(self, body: bytes, headers: Any) -> Response:
+        form = {k: v[0] for k, v in parse_qs(body.decode()).items()} if body else {}
+        if not form and body:
+            form = json.loads(body)
+        key = headers.get("Idempotency-Key")
+        with self.lock:
+            if key and key in self.replies:
+                return 200, self._rl(), self.replies[key]
+            self._next_id += 1
+            reply = copy.deepcopy(self._reply_template)
+            reply.update({"id": str(self._next_id), "content": f"<p>{_escape(form.get('status', ''))}</p>",
+                          "in_reply_to_id": form.get("in_reply_to_id"), "created_at": _iso(datetime.now(timezone.utc))})
+            self.reply_posts += 1
+            if key:
+                self.replies[key] = reply
+        return 200, self._rl(), reply
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# ======================================================================================
+# Bluesky (XRPC)
+# ======================================================================================
+
+
+def fake_jwt(subject: str, *, expires_in_s: float, scope: str = "com.atproto.access") -> str:
+    """An unsigned JWT shaped like a PDS's (the recordings' tokens are REDACTED)."""
+    def b64(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+    now = int(time.time())
+    return f"{b64({'typ': 'at+jwt', 'alg': 'ES256K'})}.{b64({'scope': scope, 'sub': subject, 'iat': now, 'exp': int(now + expires_in_s)})}.c2ln"
+
+
+class BlueskyFake(FakeServer):
+    """Bluesky PDS/AppView over XRPC: createSession/refreshSession, searchPosts (``sort=latest``,
+    ``since``, offset ``cursor`` like the recorded ``"25"``), getPosts (a deleted post is absent),
+    createRecord (replies), with the recorded ``RateLimit-*`` headers.
+    """
+
+    platform = "bluesky"
+
+    def __init__(self, data_dir: Path, *, now: datetime | None = None, access_ttl_s: float = 7200) -> None:
+        super().__init__(data_dir)
+        self.now = now or datetime.now(timezone.utc)
+        search = load_exchange(data_dir, "bluesky", "search_posts")
+        self._template = search["response"]["body"]["posts"][0]
+        self._headers = {k: v for k, v in search["response"]["headers"].items() if k.startswith("ratelimit")}
+        self._session = load_exchange(data_dir, "bluesky", "create_session")["response"]
+        self._session_401 = load_exchange(data_dir, "bluesky", "create_session_401")["response"]
+        self._created = load_exchange(data_dir, "bluesky", "create_record_reply")["response"]
+        self.access_ttl_s = access_ttl_s
+        self.posts: list[dict] = []  # oldest first
+        self.deleted: set[str] = set()
+        self.records: list[dict] = []  # records created through createRecord
+        self.valid_tokens: set[str] = set()
+        self.refreshes = 0
+        self.password = "app-password"
+        self._n = 0
+
+    def add_posts(self, texts: Sequence[str], *, start: datetime | None = None,
+                  step: timedelta = timedelta(minutes=3), lang: str = "en") -> list[str]:
+        uris = []
+        with self.lock:
+            when = start or self._next_start(step, len(texts))
+            for i, text in enumerate(texts):
+                self._n += 1
+                n = self._n
+                did = f"did:plc:resident{n % 97:04d}"
+                uri = f"at://{did}/app.bsky.feed.post/3lfake{n:07d}"
+                post = copy.deepcopy(self._template)
+                stamp = _iso(when + step * i)
+                post.update({"uri": uri, "cid": f"bafyreifake{n:010d}", "indexedAt": stamp})
+                post["author"] = {**post["author"], "did": did, "handle": f"resident{n % 97}.bsky.social",
+                                  "displayName": f"Resident {n % 97}", "avatar": None}
+                post["author"] = {k: v for k, v in post["author"].items() if v is not None}
+                post["record"] = {"$type": "app.bsky.feed.post", "createdAt": stamp, "text": text, "langs": [lang]}
+                post.pop("embed", None)
+                self.posts.append(post)
+                uris.append(uri)
+        return uris
+
+    def delete(self, uri: str) -> None:
+        with self.lock:
+            self.deleted.add(uri)
+
+    def edit(self, uri: str, text: str) -> None:
+        with self.lock:
+            for post in self.posts:
+                if post["uri"] == uri:
+                    post["record"] = {**post["record"], "text": text}
+
+    def expire_tokens(self) -> None:
+        """Every access token issued so far is now expired (the next call gets 400 ExpiredToken)."""
+        with self.lock:
+            self.valid_tokens.clear()
+
+    def rate_limit_headers(self, wait_s: float) -> dict[str, str]:
+        return {"ratelimit-limit": "3000", "ratelimit-remaining": "0", "ratelimit-policy": "3000;w=300",
+                "ratelimit-reset": str(int(time.time() + wait_s))}
+
+    def unauthorized(self) -> Response:
+        return 400, {"content-type": "application/json"}, {"error": "ExpiredToken", "message": "Token has expired"}
+
+    def _session_body(self) -> dict:
+        body = copy.deepcopy(self._session["body"])
+        access = fake_jwt(body["did"], expires_in_s=self.access_ttl_s)
+        refresh = fake_jwt(body["did"], expires_in_s=90 * 86400, scope="com.atproto.refresh")
+        body.update({"accessJwt": access, "refreshJwt": refresh})
+        for service in body.get("didDoc", {}).get("service", []):
+            service["serviceEndpoint"] = self.url  # the PDS says where it lives: here
+        self.valid_tokens.add(access)
+        self.valid_tokens.add(refresh)
+        return body
+
+    def route(self, method: str, path: str, query: dict, body: bytes, headers: Any) -> Response:
+        name = path.removeprefix("/xrpc/")
+        with self.lock:
+            if name == "com.atproto.server.createSession":
+                data = json.loads(body or b"{}")
+                if data.get("password") != self.password:
+                    r = self._session_401
+                    return r["status"], dict(r["headers"]), r["body"]
+                return 200, dict(self._session["headers"]), self._session_body()
+            token = (headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+            if name == "com.atproto.server.refreshSession":
+                if token not in self.valid_tokens:
+                    return 400, {}, {"error": "ExpiredToken", "message": "Token has expired"}
+                self.refreshes += 1
+                body_out = self._session_body()
+                return 200, dict(self._session["headers"]), {k: body_out[k] for k in ("did", "handle", "accessJwt", "refreshJwt", "didDoc", "active")}
+            if token not in self.valid_tokens:
+                return self.unauthorized()
+            if name == "app.bsky.actor.getProfile":
+                return 200, self._rl(), {"did": self._session["body"]["did"], "handle": self._session["body"]["handle"]}
+            if name == "app.bsky.feed.searchPosts":
+                return self._search(query)
+            if name == "app.bsky.feed.getPosts":
+                uris = query.get("uris") or []
+                uris = [uris] if isinstance(uris, str) else uris
+                found = {p["uri"]: p for p in self.posts if p["uri"] not in self.deleted}
+                return 200, self._rl(), {"posts": [found[u] for u in uris if u in found]}
+            if name == "com.atproto.repo.createRecord":
+                data = json.loads(body)
+                rkey = data.get("rkey") or f"3lreply{len(self.records):07d}"
+                uri = f"at://{data['repo']}/{data['collection']}/{rkey}"
+                if any(r["uri"] == uri for r in self.records):
+                    # Not recorded upstream: a PDS refuses a second record under one key.
+                    return 400, self._rl(), {"error": "InvalidRequest", "message": "Record already exists"}
+                self.records.append({"uri": uri, **data})
+                out = copy.deepcopy(self._created["body"])
+                out["uri"] = uri
+                return 200, self._rl(), out
+        return 404, {}, {"error": "MethodNotImplemented", "message": f"{name} is not served by this fake"}
+
+    def _rl(self) -> dict[str, str]:
+        return {**self._headers, "ratelimit-reset": str(int(time.time()) + 300)}
+
+    def _search(self, query: dict) -> Response:
+        q = str(query.get("q", "")).lower()
+        limit = min(int(query.get("limit", 25)), 100)
+        offset = int(query.get("cursor") or 0)
+        since = query.get("since")
+        words = [w for w in q.split() if w]
+        hits = [p for p in reversed(self.posts) if p["uri"] not in self.deleted
+                and all(w.lstrip("#") in p["record"]["text"].lower() for w in words)
+                and (not since or p["indexedAt"] >= since)]
+        page = hits[offset:offset + limit]
+        out: dict[str, Any] = {"posts": page}
+        if offset + limit < len(hits):
+            out["cursor"] = str(offset + limit)
+        return 200, self._rl(), out
