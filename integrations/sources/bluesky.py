@@ -24,6 +24,7 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
+import httpx
 from atproto import Client, models
 from atproto.exceptions import (
     AtProtocolError, BadRequestError, NetworkError, RateLimitExceededError, RequestException, UnauthorizedError,
@@ -82,10 +83,10 @@ class BlueskySource(PollingSource):
 
     def _call(self, fn: Any) -> Any:
         """Run one XRPC call with a session; one re-login on an expired session; 429 -> RateLimited."""
-        if not self._logged_in:
-            self._login()
         for attempt in (0, 1):
             try:
+                if not self._logged_in:
+                    self._login()
                 return fn()
             except RateLimitExceededError as exc:
                 headers = exc.response.headers if exc.response is not None else {}
@@ -97,7 +98,7 @@ class BlueskySource(PollingSource):
                     self._login()
                     continue
                 raise SourceError(f"Bluesky: {exc}") from exc
-            except (NetworkError, RequestException) as exc:
+            except (NetworkError, RequestException, httpx.HTTPError) as exc:
                 raise SourceError(f"Bluesky: {type(exc).__name__}: {str(exc)[:200]}") from exc
         raise AssertionError("unreachable")
 

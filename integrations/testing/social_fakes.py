@@ -115,10 +115,21 @@ class FakeServer:
         return start
 
     # -- faults -----------------------------------------------------------------------------
-    def fail_next(self, n: int, kind: str, **options: Any) -> None:
-        """Answer the next ``n`` requests with ``kind``: "429", "503", "401" or "drop"."""
+    def fail_next(self, n: int, kind: str, *, after: int = 0, **options: Any) -> None:
+        """Answer ``n`` requests, after ``after`` served normally, with ``kind``: "429" (the
+        platform's rate-limit headers asking ``retry_after`` seconds), "503", "401" (expired
+        token) or "drop" (the connection is closed without an answer)."""
         with self.lock:
-            self._faults.extend([(kind, options)] * n)
+            self._faults.extend([("pass", {})] * after + [(kind, options)] * n)
+
+    def fault_exempt(self, path: str) -> bool:
+        """Requests that injected faults skip (Bluesky: the session calls), so that a fault
+        lands on the data request a test aims at."""
+        return False
+
+    def reply_count(self) -> int:
+        """Replies actually created on the platform (a deduplicated retry creates none)."""
+        raise NotImplementedError
 
     def rate_limit_headers(self, wait_s: float) -> dict[str, str]:
         """The platform's headers on a 429 asking for ``wait_s`` seconds."""
@@ -133,8 +144,8 @@ class FakeServer:
         query = {k: v if len(v) > 1 else v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         with self.lock:
             self.requests.append((handler.command, handler.path))
-            fault = self._faults.pop(0) if self._faults else None
-        if fault is not None:
+            fault = self._faults.pop(0) if self._faults and not self.fault_exempt(parts.path) else None
+        if fault is not None and fault[0] != "pass":
             kind, opts = fault
             if kind == "drop":
                 handler.close_connection = True
@@ -195,6 +206,7 @@ class MastodonFake(FakeServer):
         self._not_found = load_exchange(data_dir, "mastodon", "error_404_status_missing")["response"]
         self._unauth = load_exchange(data_dir, "mastodon", "error_401_invalid_token")["response"]
         self._reply_template = load_exchange(data_dir, "mastodon", "status_post_reply")["response"]["body"]
+        self._instance = load_exchange(data_dir, "mastodon", "instance_v2_production")["response"]
         self.statuses: dict[int, dict] = {}  # id -> status (newest has the largest id)
         self.deleted: set[int] = set()
         self.replies: dict[str, dict] = {}  # idempotency key -> created reply
@@ -227,6 +239,9 @@ class MastodonFake(FakeServer):
                 ids.append(str(sid))
         return ids
 
+    def reply_count(self) -> int:
+        return self.reply_posts
+
     def delete(self, status_id: str) -> None:
         with self.lock:
             self.deleted.add(int(status_id))
@@ -255,7 +270,13 @@ class MastodonFake(FakeServer):
     def unauthorized(self) -> Response:
         return self._unauth["status"], dict(self._unauth["headers"]), self._unauth["body"]
 
+    def fault_exempt(self, path: str) -> bool:
+        # Mastodon.py asks for the instance (API versions) once, before its first real call.
+        return path.rstrip("/") == "/api/v2/instance"
+
     def route(self, method: str, path: str, query: dict, body: bytes, headers: Any) -> Response:
+        if method == "GET" and path.rstrip("/") == "/api/v2/instance":
+            return self._instance["status"], dict(self._instance["headers"]), self._instance["body"]
         if method == "GET" and path.startswith("/api/v1/timelines/tag/"):
             tag = path.rsplit("/", 1)[1]
             if self._recorded and tag == self._recorded["tag"]:
@@ -393,6 +414,13 @@ class BlueskyFake(FakeServer):
                 uris.append(uri)
         return uris
 
+    def reply_count(self) -> int:
+        return len(self.records)
+
+    def fault_exempt(self, path: str) -> bool:
+        return path.split("/")[-1] in {"com.atproto.server.createSession", "com.atproto.server.refreshSession",
+                                       "app.bsky.actor.getProfile"}
+
     def delete(self, uri: str) -> None:
         with self.lock:
             self.deleted.add(uri)
@@ -476,7 +504,7 @@ class BlueskyFake(FakeServer):
         since = query.get("since")
         words = [w for w in q.split() if w]
         hits = [p for p in reversed(self.posts) if p["uri"] not in self.deleted
-                and all(w.lstrip("#") in p["record"]["text"].lower() for w in words)
+                and all(w in p["record"]["text"].lower() for w in words)  # "#tag" finds the tag only
                 and (not since or p["indexedAt"] >= since)]
         page = hits[offset:offset + limit]
         out: dict[str, Any] = {"posts": page}

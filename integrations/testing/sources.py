@@ -76,3 +76,117 @@ class SourceContract:
         assert again.cursor == first.cursor
         if first.cursor is not None:
             json.dumps(first.cursor)
+
+
+class PollingSourceContract(SourceContract):
+    """What every social-platform plugin must do against its loopback fake (subclass as ``Test...``).
+
+    Implement :meth:`make_fake` (a started-later :class:`~social311.integrations.testing.social_fakes.FakeServer`
+    with ``add_posts``/``delete``/``edit``/``fail_next``) and :meth:`make_polling_source`. The
+    fake serves ``n_posts`` generated posts plus, unless ``has_bad_records`` is False, one that
+    the plugin must reject. Waits are recorded, not slept.
+    """
+
+    n_posts: int = 95
+    texts_match: str = "pothole"  # every generated text contains it, so any plan term finds it
+
+    def make_fake(self, data_dir: Path):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def make_polling_source(self, fake, *, name: str = "src", **settings):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def bad_texts(self) -> list[str]:
+        """Texts the plugin must reject (default: one empty post)."""
+        return [""] if self.has_bad_records else []
+
+    @pytest.fixture
+    def fake(self, shared_data: Path):
+        data_dir = shared_data / "social"
+        if not data_dir.is_dir():
+            pytest.skip(f"recorded social exchanges not found at {data_dir}")
+        with self.make_fake(data_dir) as server:
+            server.add_posts([f"{self.texts_match} report {i}: deep hole by house {i} Main St" for i in range(self.n_posts)])
+            bad = self.bad_texts()
+            if bad:
+                server.add_posts(bad)
+            yield server
+
+    def make_source(self, tmp_path: Path) -> SourcePlugin:
+        return self.make_polling_source(self._fake)
+
+    @pytest.fixture(autouse=True)
+    def _bind_fake(self, fake) -> None:
+        self._fake = fake
+
+    def waits(self, source) -> list[float]:
+        return source.waits
+
+    def test_backfill_then_incremental(self, fake) -> None:
+        source = self.make_polling_source(fake)
+        first = source.fetch(None, pseudonym_key=KEY)
+        assert len(first.posts) == self.n_posts
+        new_ids = fake.add_posts([f"{self.texts_match} new {i}" for i in range(3)])
+        second = source.fetch(first.cursor, pseudonym_key=KEY)
+        assert sorted(p.native_id for p in second.posts) == sorted(new_ids)
+
+    def test_restart_mid_sweep_no_post_twice_none_missed(self, fake) -> None:
+        got: list[str] = []
+        cursor = None
+        for _ in range(200):
+            # A fresh instance each run, one page per run: the cursor alone carries the sweep.
+            source = self.make_polling_source(fake, max_pages=1, page_size=10)
+            result = source.fetch(cursor, pseudonym_key=KEY)
+            got += [p.native_id for p in result.posts]
+            if result.cursor == cursor and not result.posts:
+                break
+            cursor = result.cursor
+        assert len(got) == len(set(got)), "a post was fetched twice"
+        assert len(got) == self.n_posts, f"{self.n_posts - len(got)} posts missed"
+
+    @pytest.mark.parametrize("fault", ["503", "drop"])
+    def test_failure_mid_sweep_resumes_where_it_stopped(self, fake, fault: str) -> None:
+        source = self.make_polling_source(fake, page_size=10, max_retries=0)
+        fake.fail_next(1, fault, after=2)  # two pages served, the third fails
+        stopped = source.fetch(None, pseudonym_key=KEY)
+        assert len(stopped.posts) == 20 - len(self.bad_texts())  # the newest post is the bad one
+        stops = [r for r in stopped.rejects if "resumes next run" in r.reason]
+        assert len(stops) == 1, [r.reason for r in stopped.rejects]
+        resumed = self.make_polling_source(fake, page_size=10).fetch(stopped.cursor, pseudonym_key=KEY)
+        ids = [p.native_id for p in [*stopped.posts, *resumed.posts]]
+        assert len(ids) == len(set(ids)) == self.n_posts
+
+    def test_429_waits_as_headers_say(self, fake) -> None:
+        source = self.make_polling_source(fake)
+        fake.fail_next(1, "429", retry_after=7)
+        result = source.fetch(None, pseudonym_key=KEY)
+        assert len(result.posts) == self.n_posts
+        assert len(source.waits) == 1 and 5.5 <= source.waits[0] <= 8.5, source.waits
+
+    def test_429_longer_than_allowed_stops_cleanly(self, fake) -> None:
+        source = self.make_polling_source(fake, max_wait_s=3)
+        fake.fail_next(1, "429", retry_after=60)
+        result = source.fetch(None, pseudonym_key=KEY)
+        assert result.posts == [] and any("rate limited" in r.reason for r in result.rejects)
+        again = source.fetch(result.cursor, pseudonym_key=KEY)
+        assert len(again.posts) == self.n_posts
+
+    def test_recheck_sees_deletion_and_edit(self, fake) -> None:
+        source = self.make_polling_source(fake)
+        posts = source.fetch(None, pseudonym_key=KEY).posts
+        gone, edited = posts[0].native_id, posts[1].native_id
+        fake.delete(gone)
+        fake.edit(edited, f"{self.texts_match} edited: now it is two holes")
+        check = source.recheck([p.native_id for p in posts[:5]], pseudonym_key=KEY)
+        assert check.deleted == [gone]
+        current = {p.native_id: p.text for p in check.current}
+        assert set(current) == {p.native_id for p in posts[1:5]}
+        assert current[edited].endswith("now it is two holes")
+
+    def test_reply_is_posted_once_under_retries(self, fake) -> None:
+        source = self.make_polling_source(fake)
+        post = source.fetch(None, pseudonym_key=KEY).posts[0]
+        first = source.reply(post, "We're on it! Your report number is 72355.")
+        again = source.reply(post, "We're on it! Your report number is 72355.")
+        assert first and first == again
+        assert fake.reply_count() == 1
