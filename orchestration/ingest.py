@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from social311.orchestration.quality import Suite, gx_check
+from social311.orchestration.withdrawals import recheck_source
 from social311.orchestration.resources import CityResource
 from social311.privacy import mask_personal_data
 from social311.records import Post, Reject
@@ -54,6 +55,14 @@ def raw_posts(context: dg.AssetExecutionContext, city: CityResource) -> dg.Mater
                 con.execute("insert or replace into ops.source_cursors values (?, ?, ?)", [source.instance_name, result.cursor, now])
             context.log.info(f"source {source.instance_name}: {len(result.posts)} fetched, {new} new, "
                              f"{len(result.rejects)} quarantined")
+            # Posts deleted or edited on the platform since (orchestration/withdrawals.py).
+            rechecked = recheck_source(con, source, pseudonym_key=key, run_id=context.run_id)
+            if rechecked.checked:
+                context.log.info(f"source {source.instance_name}: {rechecked.checked} re-checked, "
+                                 f"{len(rechecked.deleted)} deleted ({len(rechecked.filed_withdrawn)} behind a "
+                                 f"ticket, kept), {len(rechecked.edited)} edited, {len(rechecked.errors)} not checked")
+                counts["withdrawn"] = counts.get("withdrawn", 0) + len(rechecked.deleted)
+                counts["edited"] = counts.get("edited", 0) + len(rechecked.edited)
             counts["fetched"] += len(result.posts)
             counts["new"] += new
             counts["quarantined"] += len(result.rejects)

@@ -39,7 +39,11 @@ class CityResource(dg.ConfigurableResource):
 
     def sources(self) -> list[SourcePlugin]:
         """Every configured source plugin."""
-        return [registry.build("sources", ref) for ref in self.load().sources]
+        from social311.orchestration.listening import build_source, city_plan
+
+        cfg = self.load()
+        plan = city_plan(cfg)
+        return [build_source(ref, cfg, plan=plan) for ref in cfg.sources]
 
     def gis(self) -> GISPlugin:
         """The configured GIS plugin."""
