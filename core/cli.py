@@ -249,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     action.add_argument("--reject", metavar="INCIDENT_ID", help="never file it")
     action.add_argument("--relabel", nargs=2, metavar=("INCIDENT_ID", "SERVICE_CODE"), help="file it under this service")
     review.set_defaults(func=cmd_review)
+    from social311.orchestration.listen import add_listen_parser  # social platforms (issue 12)
+
+    add_listen_parser(sub)
     return parser
 
 

@@ -7,6 +7,7 @@ Run ``dagster dev`` from the repository root (workspace.yaml points here) with
 import dagster as dg
 
 from social311.orchestration import gis, history, incidents, ingest, ml, replies, reporting, status, ticketing, transforms
+from social311.orchestration import listen
 from social311.orchestration.jobs import jobs_defs
 from social311.orchestration.resources import CityResource
 
@@ -17,6 +18,7 @@ def build_defs() -> dg.Definitions:
         ingest.defs(), gis.defs(), history.defs(), ml.defs(), transforms.defs(), incidents.defs(), ticketing.defs(),
         reporting.defs(), status.defs(), replies.defs(),
         jobs_defs(),
+        listen.listen_defs(),  # one stopped-by-default sensor per social-platform source
         dg.Definitions(resources={
             "city": CityResource(config_path=dg.EnvVar("SOCIAL311_CONFIG")),
             "dbt": transforms.dbt_resource(),

@@ -93,3 +93,24 @@ def test_missing_credential_variable_is_named(tmp_path, social, monkeypatch):
         config = _city(tmp_path, fake.url)
         with pytest.raises(Exception, match="TEST_MASTODON_TOKEN"):
             CityResource(config_path=config).sources()
+
+
+def test_listen_once_cli_and_sensor_default_off(tmp_path, social, monkeypatch, capsys):
+    from social311.cli import main
+    from social311.integrations.testing.social_fakes import MastodonFake
+    from social311.orchestration.listen import listen_defs
+
+    monkeypatch.setenv("TEST_MASTODON_TOKEN", "token-from-env")
+    with MastodonFake(social) as fake:
+        fake.add_posts([f"pothole {i} by the school" for i in range(4)])
+        config = _city(tmp_path, fake.url)
+        assert main(["listen", "--config", config, "--source", "masto", "--once"]) == 0
+        assert "masto: 4 fetched, 4 new, 0 quarantined" in capsys.readouterr().out
+        fake.add_posts(["pothole again"])
+        assert main(["listen", "--config", config, "--source", "masto", "--once"]) == 0
+        assert "masto: 1 fetched, 1 new" in capsys.readouterr().out
+        assert main(["listen", "--config", config, "--source", "nope", "--once"]) == 2
+        assert "no source named 'nope'" in capsys.readouterr().err
+    defs = listen_defs(config)
+    sensor = defs.resolve_sensor_def("listen_masto")
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED

@@ -66,6 +66,8 @@ class PollingConfig(PluginConfig):
     max_wait_s: float = Field(300, ge=0, description="the longest rate-limit wait a run sits through")
     max_retries: int = Field(5, ge=0, description="429s in a row on one page before the run stops")
     timeout_s: float = Field(30, gt=0)
+    poll_minutes: float = Field(10, gt=0, description="how often `social311 listen` and the source's Dagster "
+                                "sensor poll (the sensor is off until turned on)")
     city_handles: list[str] = Field(default_factory=list, description="the city's own handles: posts "
                                     "tagging them are marked mentions_city")
 
