@@ -10,10 +10,11 @@ import pytest
 from social311.integrations.sources.bluesky import BlueskyConfig, BlueskySource, reply_rkey
 from social311.integrations.sources.listening import ListeningPlan
 from social311.integrations.sources.mastodon import MastodonConfig, MastodonSource
-from social311.integrations.testing.social_fakes import BlueskyFake, MastodonFake, load_exchange
+from social311.integrations.sources.reddit import RedditConfig, RedditSource
+from social311.integrations.testing.social_fakes import BlueskyFake, MastodonFake, RedditFake, load_exchange
 from social311.integrations.testing.sources import KEY, PollingSourceContract
 
-PLAN = ListeningPlan(keywords=["pothole"], hashtags=["pothole"])
+PLAN = ListeningPlan(keywords=["pothole"], hashtags=["pothole"], subreddits=["chicago"])
 
 
 def _no_sleep(seconds: float) -> None:  # waits are recorded by the source, not slept
@@ -41,6 +42,20 @@ class TestBlueskyContract(PollingSourceContract):
         config = BlueskyConfig(base_url=fake.url, plan=PLAN, **settings)
         creds = {"handle": "city311.bsky.social", "app_password": fake.password}
         return BlueskySource(config, instance_name=name, credentials=creds, sleep=_no_sleep)
+
+
+class TestRedditContract(PollingSourceContract):
+    reply_idempotent_on_platform = False
+    library_retries = 2  # prawcore retries a 5xx or a dropped connection twice itself
+
+    def make_fake(self, data_dir):
+        return RedditFake(data_dir, subreddit="chicago")
+
+    def make_polling_source(self, fake, *, name="reddit", **settings):
+        settings.setdefault("comments", False)
+        config = RedditConfig(base_url=fake.url, auth_url=fake.url, plan=PLAN, **settings)
+        creds = {"client_id": "id", "client_secret": "secret", "user_agent": "social311 tests", "refresh_token": "r"}
+        return RedditSource(config, instance_name=name, credentials=creds, sleep=_no_sleep)
 
 
 @pytest.fixture
@@ -116,3 +131,15 @@ def test_language_filter_of_the_plan(social):
         plan = ListeningPlan(hashtags=["pothole"], languages=["es"])
         source = MastodonSource(MastodonConfig(base_url=fake.url, plan=plan), instance_name="m")
         assert [p.lang for p in source.fetch(None, pseudonym_key=KEY).posts] == ["es"]
+
+
+def test_reddit_comments_stream_and_deleted_comment(social):
+    with RedditFake(social, subreddit="chicago") as fake:
+        names = fake.add_posts(["Pothole on Ashland swallowed my tire", "same here, by the Jewel"], kind="t1")
+        source = RedditSource(RedditConfig(base_url=fake.url, auth_url=fake.url, plan=PLAN), instance_name="r",
+                              credentials={"client_id": "i", "client_secret": "s"})
+        posts = source.fetch(None, pseudonym_key=KEY).posts
+        assert sorted(p.native_id for p in posts) == sorted(names)
+        assert all(p.reply_to == "r:t3_parent" for p in posts)
+        fake.delete(names[0])  # the API then reads author and body "[deleted]", as recorded
+        assert source.recheck(names, pseudonym_key=KEY).deleted == [names[0]]

@@ -511,3 +511,143 @@ class BlueskyFake(FakeServer):
         if offset + limit < len(hits):
             out["cursor"] = str(offset + limit)
         return 200, self._rl(), out
+
+
+# ======================================================================================
+# Reddit
+# ======================================================================================
+
+
+def _b36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while number:
+        number, rem = divmod(number, 36)
+        out = digits[rem] + out
+    return out or "0"
+
+
+class RedditFake(FakeServer):
+    """Reddit's OAuth API: token endpoint, ``/r/<sub>/new`` and ``/r/<sub>/comments`` Listings
+    paged by ``after``, ``/api/info`` (deleted things read ``[deleted]``), ``/api/comment``.
+    Things are made from the recorded Listings' first child; 429s are the recorded HTML page
+    with ``retry-after``.
+    """
+
+    platform = "reddit"
+
+    def __init__(self, data_dir: Path, *, subreddit: str = "chicago", now: datetime | None = None) -> None:
+        super().__init__(data_dir)
+        self.subreddit = subreddit
+        self.now = now or datetime.now(timezone.utc)
+        self._t3 = load_exchange(data_dir, "reddit", "subreddit_new_listing")["response"]["body"]["data"]["children"][0]
+        comments = load_exchange(data_dir, "reddit", "subreddit_comments_listing")["response"]
+        self._t1 = comments["body"]["data"]["children"][0]
+        self._headers = {k: v for k, v in load_exchange(data_dir, "reddit", "comment_info_after_delete")["response"]["headers"].items()
+                         if k.startswith("x-ratelimit")}
+        self._token = load_exchange(data_dir, "reddit", "oauth_token_refresh")["response"]
+        self._429 = load_exchange(data_dir, "reddit", "error_429_with_retry_headers")["response"]
+        self._401 = load_exchange(data_dir, "reddit", "error_401_invalid_token")["response"]
+        self._reply = load_exchange(data_dir, "reddit", "comment_reply")["response"]
+        self.things: dict[str, dict] = {}  # fullname -> thing (kind + data)
+        self.order: list[str] = []  # oldest first
+        self.deleted: set[str] = set()
+        self.replies: list[dict] = []
+        self.tokens: set[str] = set()
+        self._n = 36 ** 5
+
+    def reply_count(self) -> int:
+        return len(self.replies)
+
+    def add_posts(self, texts: Sequence[str], *, kind: str = "t3", start: datetime | None = None,
+                  step: timedelta = timedelta(minutes=3), lang: str = "en") -> list[str]:
+        names = []
+        with self.lock:
+            when = start or self._next_start(step, len(texts))
+            for i, text in enumerate(texts):
+                self._n += 1
+                tid = _b36(self._n)
+                thing = copy.deepcopy(self._t3 if kind == "t3" else self._t1)
+                data = thing["data"]
+                stamp = (when + step * i).timestamp()
+                author = f"resident_{self._n % 89}"
+                data.update({"id": tid, "name": f"{kind}_{tid}", "created_utc": stamp, "created": stamp,
+                             "author": author, "subreddit": self.subreddit, "edited": False})
+                if kind == "t3":
+                    data.update({"title": text, "selftext": "", "selftext_html": None, "is_self": True,
+                                 "permalink": f"/r/{self.subreddit}/comments/{tid}/x/", "url": f"/r/{self.subreddit}/comments/{tid}/x/"})
+                    data.pop("crosspost_parent", None)
+                else:
+                    data.update({"body": text, "body_html": None, "parent_id": "t3_parent", "link_id": "t3_parent",
+                                 "replies": "", "permalink": f"/r/{self.subreddit}/comments/parent/x/{tid}/"})
+                self.things[data["name"]] = thing
+                self.order.append(data["name"])
+                names.append(data["name"])
+        return names
+
+    def delete(self, name: str) -> None:
+        with self.lock:
+            data = self.things[name]["data"]
+            data["author"] = "[deleted]"
+            data["body" if name.startswith("t1_") else "selftext"] = "[deleted]"
+            self.deleted.add(name)
+
+    def edit(self, name: str, text: str) -> None:
+        with self.lock:
+            data = self.things[name]["data"]
+            if name.startswith("t1_"):
+                data["body"] = text
+            else:
+                data["title"] = text
+            data["edited"] = time.time()
+
+    def rate_limit_headers(self, wait_s: float) -> dict[str, str]:
+        return {"content-type": self._429["headers"]["content-type"], "retry-after": str(int(wait_s))}
+
+    def unauthorized(self) -> Response:
+        return self._401["status"], dict(self._401["headers"]), self._401["body"]
+
+    def fault_exempt(self, path: str) -> bool:
+        return path == "/api/v1/access_token"
+
+    def _listing(self, names: list[str], after: str | None) -> dict:
+        return {"kind": "Listing", "data": {"after": after, "before": None, "modhash": None, "dist": len(names),
+                                            "children": [self.things[n] for n in names]}}
+
+    def route(self, method: str, path: str, query: dict, body: bytes, headers: Any) -> Response:
+        path = path.rstrip("/")
+        with self.lock:
+            if path == "/api/v1/access_token":
+                token = dict(self._token["body"])
+                token["access_token"] = f"fake-token-{len(self.tokens)}"
+                self.tokens.add(token["access_token"])
+                return 200, dict(self._token["headers"]), token
+            auth = (headers.get("Authorization") or "").removeprefix("bearer ").removeprefix("Bearer ")
+            if auth not in self.tokens:
+                return self.unauthorized()
+            if path.startswith("/r/") and path.split("/")[-1] in {"new", "comments"}:
+                kind = "t3" if path.endswith("/new") else "t1"
+                sub = path.split("/")[2]
+                names = [n for n in reversed(self.order) if n.startswith(kind) and n not in self.deleted
+                         and self.things[n]["data"]["subreddit"].lower() == sub.lower()]
+                after = query.get("after")
+                if after:
+                    names = names[names.index(after) + 1:] if after in names else []
+                limit = int(query.get("limit", 25))
+                page = names[:limit]
+                return 200, self._rl(), self._listing(page, page[-1] if len(names) > limit else None)
+            if path == "/api/info":
+                ids = str(query.get("id", "")).split(",")
+                return 200, self._rl(), self._listing([i for i in ids if i in self.things], None)
+            if path == "/api/comment" and method == "POST":
+                form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+                out = copy.deepcopy(self._reply["body"])
+                thing = out["json"]["data"]["things"][0]
+                thing["data"].update({"body": form.get("text", ""), "parent_id": form.get("thing_id"),
+                                      "id": _b36(36 ** 6 + len(self.replies)), "name": f"t1_{_b36(36 ** 6 + len(self.replies))}"})
+                self.replies.append(form)
+                return 200, self._rl(), out
+        return 404, {}, {"message": "Not Found", "error": 404}
+
+    def _rl(self) -> dict[str, str]:
+        return dict(self._headers)
