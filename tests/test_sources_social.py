@@ -11,7 +11,8 @@ from social311.integrations.sources.bluesky import BlueskyConfig, BlueskySource,
 from social311.integrations.sources.listening import ListeningPlan
 from social311.integrations.sources.mastodon import MastodonConfig, MastodonSource
 from social311.integrations.sources.reddit import RedditConfig, RedditSource
-from social311.integrations.testing.social_fakes import BlueskyFake, MastodonFake, RedditFake, load_exchange
+from social311.integrations.sources.x import XConfig, XSource, build_queries
+from social311.integrations.testing.social_fakes import BlueskyFake, MastodonFake, RedditFake, XFake, load_exchange
 from social311.integrations.testing.sources import KEY, PollingSourceContract
 
 PLAN = ListeningPlan(keywords=["pothole"], hashtags=["pothole"], subreddits=["chicago"])
@@ -56,6 +57,20 @@ class TestRedditContract(PollingSourceContract):
         config = RedditConfig(base_url=fake.url, auth_url=fake.url, plan=PLAN, **settings)
         creds = {"client_id": "id", "client_secret": "secret", "user_agent": "social311 tests", "refresh_token": "r"}
         return RedditSource(config, instance_name=name, credentials=creds, sleep=_no_sleep)
+
+
+class TestXContract(PollingSourceContract):
+    reply_idempotent_on_platform = False
+
+    def make_fake(self, data_dir):
+        return XFake(data_dir)
+
+    def make_polling_source(self, fake, *, name="x", **settings):
+        settings.setdefault("page_size", 100)
+        config = XConfig(base_url=fake.url, plan=PLAN, **settings)
+        creds = {"bearer_token": "b", "consumer_key": "ck", "consumer_secret": "cs", "access_token": "at",
+                 "access_token_secret": "as"}
+        return XSource(config, instance_name=name, credentials=creds, sleep=_no_sleep)
 
 
 @pytest.fixture
@@ -143,3 +158,24 @@ def test_reddit_comments_stream_and_deleted_comment(social):
         assert all(p.reply_to == "r:t3_parent" for p in posts)
         fake.delete(names[0])  # the API then reads author and body "[deleted]", as recorded
         assert source.recheck(names, pseudonym_key=KEY).deleted == [names[0]]
+
+
+def test_x_geo_and_place_from_expansions(social):
+    with XFake(social) as fake:
+        fake.add_posts(["pothole at State and Lake"], point=(41.8857, -87.6278))
+        fake.add_posts(["pothole somewhere downtown"], place=("Chicago, IL", [-87.94, 41.64, -87.52, 42.02]))
+        source = XSource(XConfig(base_url=fake.url, plan=PLAN), instance_name="x", credentials={"bearer_token": "b"})
+        posts = {p.text: p for p in source.fetch(None, pseudonym_key=KEY).posts}
+        exact = posts["pothole at State and Lake"]
+        assert (exact.lat, exact.lon) == (41.8857, -87.6278)
+        placed = posts["pothole somewhere downtown"]
+        assert placed.place_name == "Chicago, IL" and placed.place_bbox == (-87.94, 41.64, -87.52, 42.02)
+        assert placed.lat is None
+
+
+def test_x_queries_fit_the_access_level():
+    terms = [f"street number {i}" for i in range(60)] + ["pothole", "#chicago311"]
+    queries = build_queries(terms, suffix="-is:retweet", limit=512)
+    assert all(len(q) <= 512 for q in queries) and len(queries) > 1
+    joined = " ".join(queries)
+    assert all((f'"{t}"' if " " in t else t) in joined for t in terms)

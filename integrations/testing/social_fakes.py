@@ -651,3 +651,147 @@ class RedditFake(FakeServer):
 
     def _rl(self) -> dict[str, str]:
         return dict(self._headers)
+
+
+# ======================================================================================
+# X (API v2)
+# ======================================================================================
+
+
+class XFake(FakeServer):
+    """X API v2: recent search (``since_id``, ``start_time``, ``next_token``, expansions for
+    users and places), Tweet lookup (a deleted id answers ``resource-not-found`` in
+    ``errors[]``, the shape of the published API; none was recorded), create Tweet (201 as
+    recorded). Tweets are made from the recorded fully-expanded search result, with the
+    recorded ``x-rate-limit-*`` headers.
+    """
+
+    platform = "x"
+
+    def __init__(self, data_dir: Path, *, now: datetime | None = None) -> None:
+        super().__init__(data_dir)
+        self.now = now or datetime.now(timezone.utc)
+        full = load_exchange(data_dir, "x", "search_recent_hashtag_full_expansions")["response"]["body"]
+        self._tweet = {k: v for k, v in full["data"][0].items() if k not in {"entities", "context_annotations", "referenced_tweets"}}
+        self._user = full["includes"]["users"][0]
+        self._place = full["includes"]["places"][0]
+        headed = load_exchange(data_dir, "x", "search_recent_rate_limit_headers")["response"]
+        self._headers = {k: v for k, v in headed["headers"].items() if k.startswith("x-") or k == "api-version"}
+        self._created = load_exchange(data_dir, "x", "create_tweet")["response"]
+        self.tweets: list[dict] = []  # oldest first
+        self.places: dict[str, dict] = {}
+        self.users: dict[str, dict] = {}
+        self.deleted: set[str] = set()
+        self.created: list[dict] = []
+        self._id = 1_800_000_000_000_000_000
+
+    def reply_count(self) -> int:
+        return len(self.created)
+
+    def add_posts(self, texts: Sequence[str], *, start: datetime | None = None, step: timedelta = timedelta(minutes=3),
+                  lang: str = "en", point: tuple[float, float] | None = None, place: tuple[str, list[float]] | None = None) -> list[str]:
+        """Publish Tweets; ``point`` = (lat, lon) exact geo, ``place`` = (full name, bbox)."""
+        ids = []
+        with self.lock:
+            when = start or self._next_start(step, len(texts))
+            for i, text in enumerate(texts):
+                self._id += 1 << 22
+                tid = str(self._id)
+                uid = str(1000 + self._id % 71)
+                self.users[uid] = {**self._user, "id": uid, "username": f"resident{uid}", "name": f"Resident {uid}"}
+                tweet = {**copy.deepcopy(self._tweet), "id": tid, "text": text, "author_id": uid, "lang": lang,
+                         "conversation_id": tid, "created_at": _iso(when + step * i), "edit_history_tweet_ids": [tid]}
+                tweet.pop("geo", None)
+                if point or place:
+                    tweet["geo"] = {}
+                    if point:
+                        tweet["geo"]["coordinates"] = {"type": "Point", "coordinates": [point[1], point[0]]}
+                    if place:
+                        pid = f"{abs(hash(place[0])) % 10**16:016x}"
+                        self.places[pid] = {**self._place, "id": pid, "full_name": place[0], "name": place[0].split(",")[0],
+                                            "geo": {**self._place["geo"], "bbox": place[1]}}
+                        tweet["geo"]["place_id"] = pid
+                self.tweets.append(tweet)
+                ids.append(tid)
+        return ids
+
+    def delete(self, tweet_id: str) -> None:
+        with self.lock:
+            self.deleted.add(tweet_id)
+
+    def edit(self, tweet_id: str, text: str) -> None:
+        """An edit makes a new Tweet id; both versions list the whole history (as recorded)."""
+        with self.lock:
+            old = next(t for t in self.tweets if t["id"] == tweet_id)
+            self._id += 1 << 22
+            new = {**copy.deepcopy(old), "id": str(self._id), "text": text}
+            history = [*old["edit_history_tweet_ids"], new["id"]]
+            old["edit_history_tweet_ids"] = new["edit_history_tweet_ids"] = history
+            new["_edit_of"] = tweet_id
+            self.tweets.append(new)
+
+    def rate_limit_headers(self, wait_s: float) -> dict[str, str]:
+        return {**self._headers, "x-rate-limit-remaining": "0", "x-rate-limit-reset": str(int(time.time() + wait_s))}
+
+    def unauthorized(self) -> Response:
+        return 401, {"content-type": "application/problem+json"}, {
+            "title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}
+
+    def _public(self, tweet: dict) -> dict:
+        return {k: v for k, v in tweet.items() if not k.startswith("_")}
+
+    def _body(self, tweets: list[dict]) -> dict:
+        users = {t["author_id"] for t in tweets}
+        places = {(t.get("geo") or {}).get("place_id") for t in tweets} - {None}
+        out: dict[str, Any] = {"data": [self._public(t) for t in tweets]} if tweets else {}
+        includes = {}
+        if users:
+            includes["users"] = [self.users[u] for u in users]
+        if places:
+            includes["places"] = [self.places[p] for p in places]
+        if includes:
+            out["includes"] = includes
+        return out
+
+    def route(self, method: str, path: str, query: dict, body: bytes, headers: Any) -> Response:
+        with self.lock:
+            if path == "/2/tweets/search/recent":
+                since_id = int(query.get("since_id") or 0)
+                start = query.get("start_time")
+                # Search returns the latest version of an edited Tweet only (older ids are superseded).
+                hits = [t for t in reversed(self.tweets) if t["id"] not in self.deleted and int(t["id"]) > since_id
+                        and (not start or t["created_at"] >= start.replace("Z", ".000Z"))
+                        and t["edit_history_tweet_ids"][-1] == t["id"] and "_edit_of" not in t]
+                offset = int(query.get("next_token") or 0)
+                limit = int(query.get("max_results", 10))
+                page = hits[offset:offset + limit]
+                out = self._body(page)
+                meta: dict[str, Any] = {"result_count": len(page)}
+                if page:
+                    meta.update({"newest_id": page[0]["id"], "oldest_id": page[-1]["id"]})
+                if offset + limit < len(hits):
+                    meta["next_token"] = str(offset + limit)
+                out["meta"] = meta
+                return 200, self._rl(), out
+            if path == "/2/tweets" and method == "GET":
+                ids = str(query.get("ids", "")).split(",")
+                by_id = {t["id"]: t for t in self.tweets if t["id"] not in self.deleted}
+                out = self._body([by_id[i] for i in ids if i in by_id])
+                missing = [i for i in ids if i not in by_id]
+                if missing:
+                    out["errors"] = [{"value": i, "detail": f"Could not find tweet with ids: [{i}].", "title": "Not Found Error",
+                                      "resource_type": "tweet", "parameter": "ids", "resource_id": i,
+                                      "type": "https://api.twitter.com/2/problems/resource-not-found"} for i in missing]
+                return 200, self._rl(), out
+            if path == "/2/tweets" and method == "POST":
+                data = json.loads(body)
+                self._id += 1 << 22
+                self.created.append(data)
+                out = copy.deepcopy(self._created["body"])
+                out["data"].update({"id": str(self._id), "text": data.get("text", "")})
+                hdrs = {k: v for k, v in self._created["headers"].items() if k != "location"}
+                return self._created["status"], hdrs, out
+        return 404, {}, {"title": "Not Found Error", "detail": path}
+
+    def _rl(self) -> dict[str, str]:
+        return {**self._headers, "x-rate-limit-reset": str(int(time.time()) + 900)}
