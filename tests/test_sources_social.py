@@ -7,12 +7,15 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from social311.integrations.sources.facebook import FacebookConfig, FacebookSource
 from social311.integrations.sources.bluesky import BlueskyConfig, BlueskySource, reply_rkey
 from social311.integrations.sources.listening import ListeningPlan
 from social311.integrations.sources.mastodon import MastodonConfig, MastodonSource
 from social311.integrations.sources.reddit import RedditConfig, RedditSource
 from social311.integrations.sources.x import XConfig, XSource, build_queries
-from social311.integrations.testing.social_fakes import BlueskyFake, MastodonFake, RedditFake, XFake, load_exchange
+from social311.integrations.testing.social_fakes import (
+    BlueskyFake, FacebookFake, MastodonFake, RedditFake, XFake, load_exchange,
+)
 from social311.integrations.testing.sources import KEY, PollingSourceContract
 
 PLAN = ListeningPlan(keywords=["pothole"], hashtags=["pothole"], subreddits=["chicago"])
@@ -71,6 +74,21 @@ class TestXContract(PollingSourceContract):
         creds = {"bearer_token": "b", "consumer_key": "ck", "consumer_secret": "cs", "access_token": "at",
                  "access_token_secret": "as"}
         return XSource(config, instance_name=name, credentials=creds, sleep=_no_sleep)
+
+
+class TestFacebookContract(PollingSourceContract):
+    reply_idempotent_on_platform = False
+
+    def expected_wait(self, asked_s):
+        return 60.0 * -(-asked_s // 60)  # the Graph API says whole minutes
+
+    def make_fake(self, data_dir):
+        return FacebookFake(data_dir, page_id="19292868552")
+
+    def make_polling_source(self, fake, *, name="facebook", **settings):
+        config = FacebookConfig(base_url=fake.url, page_id="19292868552", plan=PLAN, **settings)
+        creds = {"page_access_token": "page-token", "app_secret": "s"}
+        return FacebookSource(config, instance_name=name, credentials=creds, sleep=_no_sleep)
 
 
 @pytest.fixture
@@ -179,3 +197,14 @@ def test_x_queries_fit_the_access_level():
     assert all(len(q) <= 512 for q in queries) and len(queries) > 1
     joined = " ".join(queries)
     assert all((f'"{t}"' if " " in t else t) in joined for t in terms)
+
+
+def test_facebook_skips_the_pages_own_answers_and_keeps_threads(social):
+    with FacebookFake(social, page_id="42") as fake:
+        resident = fake.add_posts(["The streetlight on Oak has been out a week"])
+        fake.add_posts(["Thanks, we have sent a crew"], author="42")  # the city's own answer
+        source = FacebookSource(FacebookConfig(base_url=fake.url, page_id="42", plan=PLAN), instance_name="fb",
+                                credentials={"page_access_token": "t"})
+        posts = source.fetch(None, pseudonym_key=KEY).posts
+        assert [p.native_id for p in posts] == resident
+        assert posts[0].reply_to == f"fb:{fake.page_posts[0]}" and posts[0].mentions_city

@@ -131,6 +131,10 @@ class FakeServer:
         """Replies actually created on the platform (a deduplicated retry creates none)."""
         raise NotImplementedError
 
+    def _handle_fault_429(self, wait_s: float) -> Response:
+        """The platform's "slow down" answer asking for ``wait_s`` seconds (a 429 by default)."""
+        return 429, self.rate_limit_headers(wait_s), {"error": "Too many requests"}
+
     def rate_limit_headers(self, wait_s: float) -> dict[str, str]:
         """The platform's headers on a 429 asking for ``wait_s`` seconds."""
         return {"retry-after": str(int(wait_s))}
@@ -153,7 +157,7 @@ class FakeServer:
                 handler.connection.shutdown(2)
                 return
             if kind == "429":
-                status, headers, payload = 429, self.rate_limit_headers(opts.get("retry_after", 1)), opts.get("body", {"error": "Too many requests"})
+                status, headers, payload = self._handle_fault_429(opts.get("retry_after", 1))
             elif kind == "401":
                 status, headers, payload = self.unauthorized()
             else:
@@ -604,6 +608,9 @@ class RedditFake(FakeServer):
     def rate_limit_headers(self, wait_s: float) -> dict[str, str]:
         return {"content-type": self._429["headers"]["content-type"], "retry-after": str(int(wait_s))}
 
+    def _handle_fault_429(self, wait_s: float) -> Response:
+        return 429, self.rate_limit_headers(wait_s), self._429["body"]  # the recorded HTML page
+
     def unauthorized(self) -> Response:
         return self._401["status"], dict(self._401["headers"]), self._401["body"]
 
@@ -795,3 +802,127 @@ class XFake(FakeServer):
 
     def _rl(self) -> dict[str, str]:
         return {**self._headers, "x-rate-limit-reset": str(int(time.time()) + 900)}
+
+
+# ======================================================================================
+# Facebook Graph API (Page feed and comments)
+# ======================================================================================
+
+
+class FacebookFake(FakeServer):
+    """Graph API: ``/{page}/feed``, ``/{post}/comments`` (``filter=stream``,
+    ``order=reverse_chronological``, ``after`` cursors), ``/{comment}`` (error 100/33 once
+    removed), ``POST /{comment}/comments``. Comments are made from the recorded comments page;
+    errors take the recorded ``OAuthException`` shape. Rate limiting follows the published
+    Graph API behaviour (none was recorded): error code 17 with ``X-Business-Use-Case-Usage``.
+    """
+
+    platform = "facebook"
+
+    def __init__(self, data_dir: Path, *, page_id: str = "19292868552", now: datetime | None = None) -> None:
+        super().__init__(data_dir)
+        self.page_id = page_id
+        self.now = now or datetime.now(timezone.utc)
+        self._comment = load_exchange(data_dir, "facebook", "post_comments_page1")["response"]["body"]["data"][0]
+        self._feed_item = load_exchange(data_dir, "facebook", "page_feed_page1")["response"]["body"]["data"][0]
+        self._error = load_exchange(data_dir, "facebook", "error_100_missing_permission")["response"]["body"]["error"]
+        self._created = load_exchange(data_dir, "facebook", "comment_create_or_update_response")["response"]["body"]
+        self.page_posts: list[str] = []
+        self.comments: dict[str, dict] = {}
+        self.order: list[str] = []  # oldest first
+        self.deleted: set[str] = set()
+        self.created: list[dict] = []
+        self._n = 10_158_400_000_000_000
+
+    def reply_count(self) -> int:
+        return len(self.created)
+
+    def add_page_post(self) -> str:
+        with self.lock:
+            self._n += 1
+            pid = f"{self.page_id}_{self._n}"
+            self.page_posts.append(pid)
+            return pid
+
+    def add_posts(self, texts: Sequence[str], *, post_id: str | None = None, author: str | None = None,
+                  start: datetime | None = None, step: timedelta = timedelta(minutes=3), lang: str = "en") -> list[str]:
+        """Comments under ``post_id`` (default: the newest page post, created if none)."""
+        with self.lock:
+            target = post_id or (self.page_posts[-1] if self.page_posts else self.add_page_post())
+            when = start or self._next_start(step, len(texts))
+            ids = []
+            for i, text in enumerate(texts):
+                self._n += 1
+                cid = f"{target.split('_')[-1]}_{self._n}"
+                who = author or str(5_000_000 + self._n % 83)
+                comment = {**copy.deepcopy(self._comment), "id": cid, "message": text, "_post": target,
+                           "created_time": (when + step * i).strftime("%Y-%m-%dT%H:%M:%S+0000"),
+                           "from": {"id": who, "name": f"Resident {who}"},
+                           "permalink_url": f"https://www.facebook.com/{target}?comment_id={cid}"}
+                self.comments[cid] = comment
+                self.order.append(cid)
+                ids.append(cid)
+            return ids
+
+    def delete(self, comment_id: str) -> None:
+        with self.lock:
+            self.deleted.add(comment_id)
+
+    def edit(self, comment_id: str, text: str) -> None:
+        with self.lock:
+            self.comments[comment_id]["message"] = text
+
+    def _graph_error(self, status: int, code: int, subcode: int | None, message: str, headers: dict | None = None) -> Response:
+        error = {**self._error, "code": code, "message": message, "type": "OAuthException" if code != 100 else "GraphMethodException"}
+        error.pop("error_subcode", None)
+        if subcode is not None:
+            error["error_subcode"] = subcode
+        return status, headers or {}, {"error": error}
+
+    def _handle_fault_429(self, wait_s: float) -> Response:
+        usage = {self.page_id: [{"type": "pages", "call_count": 100, "total_cputime": 20, "total_time": 30,
+                                 "estimated_time_to_regain_access": int(-(-wait_s // 60))}]}
+        return self._graph_error(400, 17, 2446079, "User request limit reached",
+                                 {"x-business-use-case-usage": json.dumps(usage)})
+
+    def unauthorized(self) -> Response:
+        return self._graph_error(400, 190, 463, "Error validating access token: Session has expired")
+
+    def fault_exempt(self, path: str) -> bool:
+        # The Page's post list opens every fetch (like a session); faults aim at comment pages.
+        return path.endswith(f"/{self.page_id}/feed")
+
+    def route(self, method: str, path: str, query: dict, body: bytes, headers: Any) -> Response:
+        parts = [p for p in path.split("/") if p]
+        if not parts or not parts[0].startswith("v"):
+            return self._graph_error(400, 2500, None, "Unknown path components")
+        parts = parts[1:]
+        with self.lock:
+            if parts == [self.page_id, "feed"]:
+                items = [{"id": pid, "updated_time": self.now.strftime("%Y-%m-%dT%H:%M:%S+0000")}
+                         for pid in reversed(self.page_posts)][: int(query.get("limit", 25))]
+                return 200, {}, {"data": items, "paging": {"cursors": {"before": "b", "after": "a"}}}
+            if len(parts) == 2 and parts[1] == "comments" and method == "GET":
+                ids = [c for c in reversed(self.order) if self.comments[c]["_post"] == parts[0] and c not in self.deleted]
+                offset = int(base64.urlsafe_b64decode(query["after"]).decode()) if query.get("after") else 0
+                limit = int(query.get("limit", 25))
+                page = ids[offset:offset + limit]
+                paging: dict[str, Any] = {"cursors": {"before": base64.urlsafe_b64encode(str(offset).encode()).decode(),
+                                                      "after": base64.urlsafe_b64encode(str(offset + len(page)).encode()).decode()}}
+                if offset + limit < len(ids):
+                    paging["next"] = f"{self.url}{path}?after={paging['cursors']['after']}"
+                data = [{k: v for k, v in self.comments[c].items() if not k.startswith("_")} for c in page]
+                return 200, {}, {"data": data, "paging": paging}
+            if len(parts) == 2 and parts[1] == "comments" and method == "POST":
+                form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+                self._n += 1
+                out = {**self._created, "id": f"{parts[0].split('_')[-1]}_{self._n}", "message": form.get("message", "")}
+                self.created.append(form)
+                return 200, {}, out
+            if len(parts) == 1 and method == "GET":
+                cid = parts[0]
+                if cid not in self.comments or cid in self.deleted:
+                    return self._graph_error(400, 100, 33, f"Unsupported get request. Object with ID '{cid}' does not "
+                                             "exist, cannot be loaded due to missing permissions, or does not support this operation.")
+                return 200, {}, {k: v for k, v in self.comments[cid].items() if not k.startswith("_")}
+        return self._graph_error(400, 2500, None, "Unknown path components")
