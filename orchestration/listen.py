@@ -126,7 +126,7 @@ def listen_defs(config_path: str | None = None) -> dg.Definitions:
     import os
 
     from social311.integrations import registry
-    from social311.integrations.sources.polling import PollingSource
+    from social311.orchestration.listening import is_listening_source
 
     path = config_path or os.environ.get("SOCIAL311_CONFIG")
     if not path or not Path(path).is_file():
@@ -137,6 +137,6 @@ def listen_defs(config_path: str | None = None) -> dg.Definitions:
             cls = registry.load_class("sources", ref.plugin)
         except LookupError:
             continue
-        if isinstance(cls, type) and issubclass(cls, PollingSource):
+        if is_listening_source(cls):
             sensors.append(_sensor(ref.instance_name, float(ref.config.get("poll_minutes", DEFAULT_POLL_MINUTES))))
     return dg.Definitions(sensors=sensors)

@@ -65,10 +65,17 @@ def resolve_credentials(ref: PluginRef) -> dict[str, str]:
     return {role: os.environ[env] for role, env in names.items()}
 
 
+def is_listening_source(cls: object) -> bool:
+    """True for the social-platform plugins (they take credentials and the city's plan)."""
+    from social311.integrations.sources.jetstream import JetstreamSource
+
+    return isinstance(cls, type) and issubclass(cls, (PollingSource, JetstreamSource))
+
+
 def build_source(ref: PluginRef, cfg: CityConfig, *, plan: ListeningPlan | None = None) -> SourcePlugin:
     """One configured source; polling sources get their credentials and the city's plan."""
     cls = registry.load_class("sources", ref.plugin)
-    if isinstance(cls, type) and issubclass(cls, PollingSource):
+    if is_listening_source(cls):
         return registry.build("sources", ref, credentials=resolve_credentials(ref),
                               plan=plan if plan is not None else city_plan(cfg))
     return registry.build("sources", ref)

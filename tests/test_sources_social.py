@@ -9,14 +9,15 @@ import pytest
 
 from social311.integrations.sources.facebook import FacebookConfig, FacebookSource
 from social311.integrations.sources.bluesky import BlueskyConfig, BlueskySource, reply_rkey
+from social311.integrations.sources.jetstream import JetstreamConfig, JetstreamSource
 from social311.integrations.sources.listening import ListeningPlan
 from social311.integrations.sources.mastodon import MastodonConfig, MastodonSource
 from social311.integrations.sources.reddit import RedditConfig, RedditSource
 from social311.integrations.sources.x import XConfig, XSource, build_queries
 from social311.integrations.testing.social_fakes import (
-    BlueskyFake, FacebookFake, MastodonFake, RedditFake, XFake, load_exchange,
+    BlueskyFake, FacebookFake, JetstreamFake, MastodonFake, RedditFake, XFake, load_exchange,
 )
-from social311.integrations.testing.sources import KEY, PollingSourceContract
+from social311.integrations.testing.sources import KEY, PollingSourceContract, SourceContract
 
 PLAN = ListeningPlan(keywords=["pothole"], hashtags=["pothole"], subreddits=["chicago"])
 
@@ -208,3 +209,39 @@ def test_facebook_skips_the_pages_own_answers_and_keeps_threads(social):
         posts = source.fetch(None, pseudonym_key=KEY).posts
         assert [p.native_id for p in posts] == resident
         assert posts[0].reply_to == f"fb:{fake.page_posts[0]}" and posts[0].mentions_city
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+class TestJetstreamContract(SourceContract):
+    """The firehose plugin against the recorded production Jetstream window, over a real WebSocket."""
+
+    @pytest.fixture(autouse=True)
+    def _stream(self, shared_data):
+        data_dir = shared_data / "social"
+        if not data_dir.is_dir():
+            pytest.skip(f"recorded social exchanges not found at {data_dir}")
+        with JetstreamFake(data_dir) as fake:
+            self.fake = fake
+            yield
+
+    def make_source(self, tmp_path):
+        return JetstreamSource(JetstreamConfig(url=self.fake.url, idle_seconds=0.5, max_seconds=10),
+                               instance_name="jetstream")
+
+    def test_every_recorded_post_create_once_and_the_delete_seen(self):
+        source = self.make_source(None)
+        first = source.fetch(None, pseudonym_key=KEY)
+        creates = self.fake.post_creates()
+        texts_nonempty = [e for e in creates if (e["commit"].get("record") or {}).get("text", "").strip()]
+        assert len(first.posts) == len(texts_nonempty) and len(creates) == 17
+        assert "wantedCollections=app.bsky.feed.post" in self.fake.connections[0]
+        assert first.cursor == str(max(e["time_us"] for e in self.fake.events
+                                       if e.get("kind") != "commit" or e["commit"]["collection"] == "app.bsky.feed.post"))
+        gone = self.fake.post_deletes()
+        assert source.recheck([*gone, first.posts[0].native_id], pseudonym_key=KEY).deleted == gone
+
+    def test_plan_filters_the_firehose(self):
+        source = JetstreamSource(JetstreamConfig(url=self.fake.url, idle_seconds=0.5,
+                                                 plan=ListeningPlan(keywords=["zzzz-no-such-word"])), instance_name="j")
+        result = source.fetch(None, pseudonym_key=KEY)
+        assert result.posts == [] and result.cursor is not None

@@ -926,3 +926,66 @@ class FacebookFake(FakeServer):
                                              "exist, cannot be loaded due to missing permissions, or does not support this operation.")
                 return 200, {}, {k: v for k, v in self.comments[cid].items() if not k.startswith("_")}
         return self._graph_error(400, 2500, None, "Unknown path components")
+
+
+# ======================================================================================
+# Bluesky Jetstream (JSON over WebSocket)
+# ======================================================================================
+
+
+class JetstreamFake:
+    """A Jetstream ``/subscribe`` endpoint on ``ws://127.0.0.1:<port>`` replaying the recorded
+    production window (``jetstream_firehose_window.json``: 152 events, 17 post creates, 1 post
+    delete), honouring ``wantedCollections`` and ``cursor`` (inclusive ``time_us``), then staying
+    open and silent like a quiet firehose. ``truncated`` adds one message cut off mid-JSON
+    (the X recording's failure mode, applied here)."""
+
+    def __init__(self, data_dir: Path, *, truncated: bool = True) -> None:
+        rec = load_exchange(data_dir, "bluesky", "jetstream_firehose_window")
+        self.events: list[dict] = list(rec["response"]["body"])
+        self.truncated = truncated
+        self.connections: list[str] = []
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> JetstreamFake:
+        from websockets.sync.server import serve
+
+        def handler(ws: Any) -> None:
+            path = ws.request.path
+            self.connections.append(path)
+            query = parse_qs(urlsplit(path).query)
+            wanted = set(query.get("wantedCollections", []))
+            cursor = int(query["cursor"][0]) if query.get("cursor") else None
+            events = [e for e in self.events if (cursor is None or e["time_us"] >= cursor)
+                      and (not wanted or e.get("kind") != "commit" or e["commit"]["collection"] in wanted)]
+            for i, event in enumerate(events):
+                ws.send(json.dumps(event))
+                if self.truncated and cursor is None and i == len(events) // 2:
+                    ws.send(json.dumps(event)[:57])  # a message cut off mid-JSON
+            try:
+                ws.recv(timeout=30)  # stay open until the client leaves
+            except Exception:
+                pass
+
+        self._server = serve(handler, "127.0.0.1", 0)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.socket.getsockname()[:2]
+        return f"ws://{host}:{port}/subscribe"
+
+    def post_creates(self) -> list[dict]:
+        return [e for e in self.events if e.get("kind") == "commit" and e["commit"]["collection"] == "app.bsky.feed.post"
+                and e["commit"]["operation"] == "create"]
+
+    def post_deletes(self) -> list[str]:
+        return [f"at://{e['did']}/app.bsky.feed.post/{e['commit']['rkey']}" for e in self.events
+                if e.get("kind") == "commit" and e["commit"]["collection"] == "app.bsky.feed.post"
+                and e["commit"]["operation"] == "delete"]
