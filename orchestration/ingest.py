@@ -56,7 +56,7 @@ def raw_posts(context: dg.AssetExecutionContext, city: CityResource) -> dg.Mater
             context.log.info(f"source {source.instance_name}: {len(result.posts)} fetched, {new} new, "
                              f"{len(result.rejects)} quarantined")
             # Posts deleted or edited on the platform since (orchestration/withdrawals.py).
-            rechecked = recheck_source(con, source, pseudonym_key=key, run_id=context.run_id)
+            rechecked = recheck_source(con, source, pseudonym_key=key, run_id=context.run.run_id)
             if rechecked.checked:
                 context.log.info(f"source {source.instance_name}: {rechecked.checked} re-checked, "
                                  f"{len(rechecked.deleted)} deleted ({len(rechecked.filed_withdrawn)} behind a "

@@ -23,7 +23,7 @@ RESIDENT_REPLIES = dg.AssetKey(["ops", "resident_replies"])
 
 #: Posts still owed a reply: behind a ticket that has an id, no reply sent yet, not a repost.
 _OWED = """
-    select r.post_id, r.source, r.native_id, r.created_at, l.incident_id, l.service_request_id
+    select r.post_id, r.source, r.native_id, r.created_at, l.incident_id, l.service_request_id, rr.state
     from ops.ticket_ledger l
     join ops.incident_posts ip using (incident_id)
     join raw.posts r using (post_id)
@@ -49,25 +49,52 @@ def send_replies(con: duckdb.DuckDBPyConnection, senders: dict[str, SourcePlugin
         clock: the time recorded on drafts and sends.
     """
     counts = {"drafted": 0, "sent": 0, "failed": 0}
-    for post_id, source, native_id, created_at, incident_id, request_id in con.execute(_OWED).fetchall():
-        text = reply_text(request_id)
-        state, reply_id, error, sent_at = "drafted", None, None, None
+    posted: dict[str, int] = {}
+    for post_id, source, native_id, created_at, incident_id, request_id, previous in con.execute(_OWED).fetchall():
         sender = senders.get(source)
-        if sender is not None:
+        text = sender_reply_text(sender, request_id)
+        state, reply_id, error, sent_at = "drafted", None, None, None
+
+        def record(state: str) -> None:
+            insert_many(con, """
+                insert into ops.resident_replies values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                on conflict (post_id) do update set service_request_id = excluded.service_request_id,
+                    reply_text = excluded.reply_text, state = excluded.state, reply_id = excluded.reply_id,
+                    last_error = excluded.last_error, sent_at = excluded.sent_at""",
+                [(post_id, source, incident_id, request_id, text, state, reply_id, error, clock(), sent_at)])
+
+        cap = getattr(getattr(sender, "config", None), "max_replies_per_run", None)
+        if sender is not None and previous in ("sending", "in_doubt") and not getattr(sender, "reply_dedup_on_platform", False):
+            # A run died between posting and recording: the reply may be out. The platform cannot
+            # refuse a second one, so none is sent; an operator checks (never twice).
+            state, error = "in_doubt", "a run stopped while this reply was being posted; check the platform"
+        elif sender is not None and (cap is None or posted.get(source, 0) < cap):
             # Only what the plugin needs to address the reply: the post's ids, never its text.
             post = Post(post_id=post_id, source=source, native_id=native_id, text="-", created_at=created_at)
+            record("sending")  # the intent is durable before the platform sees anything
+            posted[source] = posted.get(source, 0) + 1
             try:
                 reply_id, state, sent_at = sender.reply(post, text), "sent", clock()
             except Exception as exc:  # noqa: BLE001 - a failed reply is recorded and retried next run
                 state, error = "failed", f"{type(exc).__name__}: {exc}"[:1000]
-        counts[state] += 1
-        insert_many(con, """
-            insert into ops.resident_replies values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            on conflict (post_id) do update set service_request_id = excluded.service_request_id,
-                reply_text = excluded.reply_text, state = excluded.state, reply_id = excluded.reply_id,
-                last_error = excluded.last_error, sent_at = excluded.sent_at""",
-            [(post_id, source, incident_id, request_id, text, state, reply_id, error, clock(), sent_at)])
+                if not getattr(sender, "reply_dedup_on_platform", False) and _maybe_delivered(exc):
+                    state = "in_doubt"  # the request may have reached the platform: never resend blind
+        counts[state] = counts.get(state, 0) + 1
+        record(state)
     return counts
+
+
+def sender_reply_text(sender: SourcePlugin | None, request_id: str) -> str:
+    """The city's template for this source (``reply_template`` with ``{request_id}``), else the default."""
+    template = getattr(getattr(sender, "config", None), "reply_template", None)
+    return template.format(request_id=request_id) if template else reply_text(request_id)
+
+
+def _maybe_delivered(exc: Exception) -> bool:
+    """True for failures after which the platform may have acted (timeouts, lost answers, 5xx)."""
+    name = type(exc).__name__.lower()
+    text = str(exc).lower()
+    return any(word in name or word in text for word in ("timeout", "connection", "remotedisconnected", "503", "502", "500"))
 
 
 @dg.asset(key=RESIDENT_REPLIES, deps=[TICKET_LEDGER], group_name="ticketing", compute_kind="python")

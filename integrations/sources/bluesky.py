@@ -65,6 +65,7 @@ class BlueskySource(PollingSource):
     config_model = BlueskyConfig
     config: BlueskyConfig
     supports_reply = True
+    reply_dedup_on_platform = True
 
     def __init__(self, config: BlueskyConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)

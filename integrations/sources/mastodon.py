@@ -47,6 +47,7 @@ class MastodonSource(PollingSource):
     config_model = MastodonConfig
     config: MastodonConfig
     supports_reply = True
+    reply_dedup_on_platform = True
 
     def __init__(self, config: MastodonConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)

@@ -37,7 +37,7 @@ from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from social311.integrations.base import PluginConfig
 from social311.integrations.sources.base import FetchResult, SourcePlugin
@@ -49,6 +49,12 @@ from social311.records import Post, Reject
 log = logging.getLogger(__name__)
 
 _EXCERPT_CHARS = 200
+
+
+def _check_template(value: str | None) -> str | None:
+    if value is not None and "{request_id}" not in value:
+        raise ValueError("reply_template must contain {request_id}: the resident needs the number")
+    return value
 
 
 class PollingConfig(PluginConfig):
@@ -68,8 +74,14 @@ class PollingConfig(PluginConfig):
     timeout_s: float = Field(30, gt=0)
     poll_minutes: float = Field(10, gt=0, description="how often `social311 listen` and the source's Dagster "
                                 "sensor poll (the sensor is off until turned on)")
+    max_replies_per_run: int | None = Field(None, ge=0, description="replies posted per run at most "
+                                            "(the rest wait for the next run)")
+    reply_template: str | None = Field(None, description="the reply, with {request_id}; default "
+                                       "\"We're on it! Your report number is {request_id}.\"")
     city_handles: list[str] = Field(default_factory=list, description="the city's own handles: posts "
                                     "tagging them are marked mentions_city")
+
+    _template = field_validator("reply_template")(_check_template)
 
 
 class RateLimited(Exception):
@@ -177,6 +189,9 @@ class PollingSource(SourcePlugin):
 
     config_model = PollingConfig
     config: PollingConfig
+    #: True when the platform itself refuses a second reply to the same post (an idempotency
+    #: key), so a reply whose outcome is unknown may safely be sent again.
+    reply_dedup_on_platform: bool = False
 
     def __init__(self, config: PollingConfig, *, instance_name: str, credentials: Mapping[str, str | None] | None = None,
                  plan: ListeningPlan | None = None, sleep: Callable[[float], None] = time.sleep,

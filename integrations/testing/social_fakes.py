@@ -63,6 +63,7 @@ class FakeServer:
         self.lock = threading.RLock()
         self.requests: list[tuple[str, str]] = []  # (method, path?query) of every request
         self._faults: list[tuple[str, dict]] = []
+        self._random_faults: tuple[float, tuple[str, ...], Any] | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -122,6 +123,14 @@ class FakeServer:
         with self.lock:
             self._faults.extend([("pass", {})] * after + [(kind, options)] * n)
 
+    def fault_rate(self, rate: float, kinds: Sequence[str] = ("503", "drop", "lost"), *, seed: int = 0) -> None:
+        """Fault each request with probability ``rate`` (seeded), picking one of ``kinds``.
+        "lost" means the request IS processed and then the connection drops before the answer."""
+        import random
+
+        with self.lock:
+            self._random_faults = (rate, tuple(kinds), random.Random(seed)) if rate > 0 else None
+
     def fault_exempt(self, path: str) -> bool:
         """Requests that injected faults skip (Bluesky: the session calls), so that a fault
         lands on the data request a test aims at."""
@@ -149,8 +158,19 @@ class FakeServer:
         with self.lock:
             self.requests.append((handler.command, handler.path))
             fault = self._faults.pop(0) if self._faults and not self.fault_exempt(parts.path) else None
+            if fault is None and self._random_faults and not self.fault_exempt(parts.path):
+                rate, kinds, rng = self._random_faults
+                if rng.random() < rate:
+                    fault = (rng.choice(kinds), {})
         if fault is not None and fault[0] != "pass":
             kind, opts = fault
+            if kind == "lost":
+                try:
+                    self.route(handler.command, parts.path, query, body, handler.headers)
+                finally:
+                    handler.close_connection = True
+                    handler.connection.shutdown(2)
+                return
             if kind == "drop":
                 handler.close_connection = True
                 handler.wfile.flush()
