@@ -13,6 +13,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from datetime import datetime, timezone
@@ -88,8 +89,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from social311.demo.runner import prepare_demo
 
     workdir = Path(args.workdir).resolve()
-    with prepare_demo(workdir, port=args.port) as config_path:
+    with prepare_demo(workdir, port=args.port) as config_path, contextlib.ExitStack() as stack:
         from social311.config import load_config
+
+        if getattr(args, "source", "file_drop") == "mastodon":  # the posts through the Mastodon fake
+            from social311.demo.social import serve_on_mastodon
+
+            config_path = stack.enter_context(serve_on_mastodon(config_path))
 
         cfg = load_config(config_path)
         result, started = run_pipeline(config_path, dagster_home=workdir / "dagster_home")
@@ -211,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the bundled demo city end to end (offline)")
     demo.add_argument("--workdir", default=".social311/demo", help="where the demo keeps its warehouse, drop folder and report")
     demo.add_argument("--port", type=int, default=0, help="the demo sandbox's port (default: any free port)")
+    demo.add_argument("--source", choices=("file_drop", "mastodon"), default="file_drop",
+                      help="mastodon: serve the demo posts through a loopback Mastodon and read them with the real plugin")
     demo.set_defaults(func=cmd_demo)
     run = sub.add_parser("run", help="one pass of the pipeline for a configured city")
     run.add_argument("--config", required=True, help="the city YAML")

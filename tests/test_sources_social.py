@@ -3,7 +3,7 @@ platforms, built from the recorded real exchanges of ../shared/data/social (skip
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 

@@ -239,8 +239,10 @@ class MastodonFake(FakeServer):
         self._recorded: dict[str, dict] | None = None
 
     def add_posts(self, texts: Sequence[str], *, tag: str | None = None, start: datetime | None = None,
-                  step: timedelta = timedelta(minutes=3), lang: str = "en") -> list[str]:
-        """Publish one status per text (oldest first), tagged; returns their ids."""
+                  step: timedelta = timedelta(minutes=3), lang: str = "en", times: Sequence[datetime] | None = None,
+                  langs: Sequence[str | None] | None = None) -> list[str]:
+        """Publish one status per text (oldest first), tagged; returns their ids. ``times`` and
+        ``langs`` give each status its own time and language instead of ``start + i * step``."""
         ids = []
         with self.lock:
             when = start or self._next_start(step, len(texts))
@@ -250,8 +252,9 @@ class MastodonFake(FakeServer):
                 status = copy.deepcopy(self._template)
                 n = sid % 997
                 status.update({
-                    "id": str(sid), "created_at": _iso(when + step * i), "edited_at": None,
-                    "content": f"<p>{_escape(text)}</p>" if text else "", "language": lang, "spoiler_text": "",
+                    "id": str(sid), "created_at": _iso(times[i] if times else when + step * i), "edited_at": None,
+                    "content": f"<p>{_escape(text)}</p>" if text else "",
+                    "language": langs[i] if langs else lang, "spoiler_text": "",
                     "uri": f"{self.url}/users/resident{n}/statuses/{sid}", "url": f"{self.url}/@resident{n}/{sid}",
                     "tags": [{"name": tag or self.tag, "url": f"{self.url}/tags/{tag or self.tag}"}],
                     "in_reply_to_id": None, "reblog": None, "mentions": [],
