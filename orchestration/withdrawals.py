@@ -7,8 +7,9 @@ which ticket, beside the ledger. An edited post gets its new text and loses its 
 next scoring pass scores it again (``ml.post_signals`` holds only posts scored as they read).
 
 Deletions are found by asking each polling source about the posts it gave in the last
-``RECHECK_DAYS`` days (:meth:`PollingSource.recheck`), at most ``RECHECK_LIMIT`` a run, oldest
-check first; sources without ``recheck`` (file drop) are skipped.
+``RECHECK_DAYS`` days (:meth:`PollingSource.recheck`), at most ``RECHECK_LIMIT`` a run or the
+source's ``recheck_per_run`` (default 100), least recently checked first; sources without
+``recheck`` (file drop) are skipped.
 """
 
 from __future__ import annotations
@@ -141,6 +142,10 @@ def recheck_source(con: duckdb.DuckDBPyConnection, source: SourcePlugin, *, pseu
     if recheck is None:
         return summary
     ensure_tables(con)
+    # The source's own budget when it has one: re-checks cost API calls under its rate limit.
+    limit = min(limit, getattr(getattr(source, "config", None), "recheck_per_run", limit))
+    if limit <= 0:
+        return summary
     since = datetime.now(timezone.utc) - timedelta(days=days)
     rows = con.execute("""
         select p.post_id, p.native_id from raw.posts p left join ops.post_rechecks c using (post_id)

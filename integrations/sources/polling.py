@@ -74,6 +74,8 @@ class PollingConfig(PluginConfig):
     timeout_s: float = Field(30, gt=0)
     poll_minutes: float = Field(10, gt=0, description="how often `social311 listen` and the source's Dagster "
                                 "sensor poll (the sensor is off until turned on)")
+    recheck_per_run: int = Field(100, ge=0, description="ingested posts re-checked per run for deletions "
+                                 "and edits (each costs API calls: Mastodon one per post, 300 per 5 min)")
     max_replies_per_run: int | None = Field(None, ge=0, description="replies posted per run at most "
                                             "(the rest wait for the next run)")
     reply_template: str | None = Field(None, description="the reply, with {request_id}; default "
