@@ -187,13 +187,38 @@ def raw_pass(texts: list[str]) -> float:
     return seconds
 
 
-def run_pipeline(workdir: Path, *, posts: int, seed: int, filing: bool, prefilter: bool) -> dict:
-    """Generate the posts into ``workdir`` and run the whole job once, in this process; the figures."""
-    if workdir.exists():
-        shutil.rmtree(workdir)  # a fresh warehouse: every post is new
+def append_posts(drop: Path, offset: int, n_new: int, seed: int) -> None:
+    """The next ``n_new`` posts of the same stream after its first ``offset`` ones, as one new drop file.
+
+    What a city's next run finds: the stream continued (new ids, later times), nothing else changed.
+    ``n_new = 0`` writes nothing: a run with nothing new.
+    """
+    from social311.demo.generate import generate_stream, write_drop
+
+    if n_new:
+        posts = generate_stream(offset + n_new, seed=seed)[offset:]
+        write_drop(drop, posts, f"posts-next-{offset:09d}")
+
+
+def run_pipeline(workdir: Path, *, posts: int, seed: int, filing: bool, prefilter: bool,
+                 rerun_new: int | None = None) -> dict:
+    """Generate the posts into ``workdir`` and run the whole job once, in this process; the figures.
+
+    With ``rerun_new`` (0 or more), ``workdir`` is an earlier run's work folder (its warehouse,
+    ledger and sandbox kept): the stream's next ``rerun_new`` posts are dropped and the job runs
+    again on that warehouse, as a scheduled run would (``posts`` is then how many the earlier
+    runs already read).
+    """
     load_before = os.getloadavg()
     started = time.perf_counter()
-    write_posts(workdir / "drop", posts, seed)
+    if rerun_new is None:
+        if workdir.exists():
+            shutil.rmtree(workdir)  # a fresh warehouse: every post is new
+        write_posts(workdir / "drop", posts, seed)
+    else:
+        if not (workdir / "social311.duckdb").exists():
+            raise SystemExit(f"--rerun needs an earlier run's work folder; no warehouse in {workdir}")
+        append_posts(workdir / "drop", posts, rerun_new, seed)
     generate_s = time.perf_counter() - started
     rss_before_pipeline = rss_mb()
 
@@ -248,8 +273,10 @@ def run_pipeline(workdir: Path, *, posts: int, seed: int, filing: bool, prefilte
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load average {load_before[0]:.1f} before / "
                    f"{os.getloadavg()[0]:.1f} after",
         "posts": counts["posts"], "backend": "onnx-int8", "filing": "on (sandbox, loopback)" if filing else "dry run",
-        "prefilter": prefilter, "success": result.success,
+        "prefilter": prefilter, "success": result.success, "new_posts": posts if rerun_new is None else rerun_new,
         "failed_steps": [s["step"] for s in steps if s.get("outcome") != "success"],
+        "errors": [f"{e.step_key}: {e.step_failure_data.error.message.strip().splitlines()[0][:300]}"
+                   for e in result.all_events if e.is_step_failure and e.step_failure_data.error],
         "generate_s": round(generate_s, 1), "pipeline_s": round(pipeline_s, 1),
         "end_to_end_posts_per_s": round(counts["posts"] / pipeline_s, 1),
         "peak_rss_mb": {"process": round(peak_self_mb, 1), "children_sampled": round(peak_child_mb, 1),

@@ -14,45 +14,39 @@ from social311.config import CityConfig
 from social311.orchestration.quality import Suite, gx_check, sql_check
 from social311.orchestration.resources import CityResource
 from social311.privacy import mask_personal_data
-from social311.warehouse import connect, insert_many
+from social311.warehouse import connect, insert_many, registered
 
 POSTS_IN_WARDS = dg.AssetKey(["int_posts_in_wards"])
 INCIDENTS = dg.AssetKey(["ops", "incidents"])
 INCIDENT_POSTS = dg.AssetKey(["ops", "incident_posts"])
 
-# Reports, and reposts of reports, with everything merging needs (the embeddings are read
-# apart, straight into one numpy array: as Python lists, 50,000 of them took ~1.5 GB).
+# Reports, and reposts of reports, with everything merging needs but the embedding (read apart,
+# straight into one numpy array, and only for the posts a run merges).
 REPORTS_SQL = """
     select i.post_id, i.created_at, i.type_id, i.service_code, coalesce(i.type_similarity, 0) as type_similarity,
            i.lat, i.lon, i.location_confidence, i.ward_id, i.boundary_version, coalesce(i.relevance, 0) as relevance,
-           i.repost_of_post_id, i.post_text, s.embedding,
-           row_number() over (order by i.ingested_at, i.post_id) as k
+           i.repost_of_post_id, i.post_text, i.ingested_at
     from int_posts_in_wards i
-    join ml.post_signals s using (post_id)
     where (i.is_report and i.type_id is not null)
        or i.repost_of_post_id in (select post_id from int_posts_in_wards where is_report and type_id is not null)
 """
 
-
-def load_reports(con) -> tuple[list[tuple], np.ndarray]:
-    """The rows of ``REPORTS_SQL`` in ingestion order (without the embedding) and their embeddings.
-
-    A post without a stored embedding (skipped by the prefilter: only reposts of reports can be
-    among these) gets a zero vector: it joins its original by the repost rule, never by text.
-    """
-    from social311.models.embeddings import DIMENSIONS
-
-    con.execute(f"create or replace temp table merge_reports as {REPORTS_SQL}")
-    try:
-        rows = con.execute("select * exclude (embedding, k) from merge_reports order by k").fetchall()
-        column = con.execute("select embedding from merge_reports order by k").fetchnumpy()["embedding"]
-    finally:
-        con.execute("drop table if exists merge_reports")
-    embeddings = np.zeros((len(rows), DIMENSIONS), dtype=np.float32)
-    for i, vector in enumerate(column):
-        if vector is not None and vector is not np.ma.masked:
-            embeddings[i] = vector
-    return rows, embeddings
+# The earlier reports new ones can merge with: the same type within the time window (near,
+# similar or text-only), the same point to 5 decimals whatever the type and time (duplicate),
+# and either side of a repost link. A superset: merge_posts applies the exact rules.
+NEIGHBOURS_SQL = """
+    with span as (
+        select type_id, min(created_at) as lo, max(created_at) as hi from merge_new group by type_id
+    )
+    select r.post_id from merge_reports r
+    where r.post_id not in (select post_id from merge_new) and (
+           exists (select 1 from span s where s.type_id = r.type_id
+                   and r.created_at between s.lo - to_seconds(?::double) and s.hi + to_seconds(?::double))
+        or (r.lat is not null and (round(r.lat, 5), round(r.lon, 5)) in
+                (select (round(lat, 5), round(lon, 5)) from merge_new where lat is not null))
+        or r.post_id in (select repost_of_post_id from merge_new)
+        or r.repost_of_post_id in (select post_id from merge_new))
+"""
 
 
 def incident_status(*, service_code: str | None, lat: float | None, ward_id: str | None, confidence: float,
@@ -88,6 +82,165 @@ def apply_review_labels(con) -> int:
     return applied
 
 
+def _embeddings(con, post_ids: list[str]) -> dict[str, np.ndarray]:
+    """The stored embeddings of ``post_ids`` (zero vector when none: a prefilter-skipped repost)."""
+    import pandas as pd
+
+    from social311.models.embeddings import DIMENSIONS
+
+    if not post_ids:
+        return {}
+    wanted = pd.DataFrame({"post_id": pd.Series(post_ids, dtype="string")})
+    with registered(con, wanted, "merge_ids") as view:
+        got = con.execute(f"select w.post_id, s.embedding from {view} w left join ml.post_signals s using (post_id)").fetchnumpy()
+    out = {}
+    for pid, vector in zip(got["post_id"].tolist(), got["embedding"]):
+        out[pid] = (np.asarray(vector, dtype=np.float32) if vector is not None and vector is not np.ma.masked
+                    else np.zeros(DIMENSIONS, dtype=np.float32))
+    return out
+
+
+def load_reports(con, post_ids: list[str] | None = None) -> tuple[list[tuple], np.ndarray]:
+    """Rows of ``REPORTS_SQL`` in ingestion order (without the embedding) and their embeddings.
+
+    ``post_ids`` narrows them to those posts (all reports when None). A post without a stored
+    embedding (skipped by the prefilter: only reposts of reports can be among these) gets a zero
+    vector: it joins its original by the repost rule, never by text.
+    """
+    from social311.models.embeddings import DIMENSIONS
+
+    if post_ids is None:
+        rows = con.execute(f"select * exclude (ingested_at) from ({REPORTS_SQL}) order by ingested_at, post_id").fetchall()
+    else:
+        rows = con.execute("select * exclude (ingested_at) from merge_reports where post_id in (select unnest(?)) "
+                           "order by ingested_at, post_id", [post_ids]).fetchall()
+    vectors = _embeddings(con, [r[0] for r in rows])
+    embeddings = np.zeros((len(rows), DIMENSIONS), dtype=np.float32)
+    for i, r in enumerate(rows):
+        embeddings[i] = vectors[r[0]]
+    return rows, embeddings
+
+
+def _posts_for_merge(rows: list[tuple], embeddings: np.ndarray) -> list:
+    from social311.models.incidents import PostForMerge
+
+    ids = {r[0] for r in rows}
+    return [PostForMerge(post_id=r[0], seen_order=i, created_at=r[1], type_id=r[2], lat=r[5], lon=r[6],
+                         embedding=embeddings[i], repost_of=r[11] if r[11] in ids else None, relevance=float(r[10]),
+                         location_confidence=float(r[7]), type_similarity=float(r[4]), text=r[12])
+            for i, r in enumerate(rows)]
+
+
+def plan_merge(merged, existing: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Where each new post goes, given ``merge_posts``'s groups over new posts and their neighbours.
+
+    Earlier assignments hold whatever ``merge_posts`` now says about them (a filed incident
+    keeps its posts and id even when typing, a repost link or a setting moved since): only new
+    posts (not in ``existing``) are placed. A group holding an earlier incident's post sends its
+    new posts to that incident (``merge_posts`` never lets one group span two earlier incidents;
+    should it, the earliest member's incident wins); a group of new posts only is a new incident
+    under the id ``merge_posts`` gave it, which never names an earlier incident.
+
+    Returns:
+        ``(post_id -> incident_id, post_id -> merge reason)`` for the new posts.
+    """
+    target, reason = {}, {}
+    for inc in merged:
+        new = [p for p in inc.post_ids if p not in existing]
+        if not new:
+            continue
+        old = [p for p in inc.post_ids if p in existing]  # post_ids run in seen order
+        into = existing[old[0]] if old else inc.incident_id
+        if not old and inc.incident_id in set(existing.values()):
+            raise RuntimeError(f"incident id {inc.incident_id} would name two incidents")
+        for p in new:
+            why = inc.merge_reasons.get(p, "anchor")
+            # A new post that anchors the group it shares with older posts joined them by the
+            # edge that reached the oldest of them.
+            target[p], reason[p] = into, (inc.merge_reasons.get(old[0], "anchor") if old and why == "anchor" else why)
+    return target, reason
+
+
+def update_incidents(con, cfg: CityConfig) -> dict:
+    """Merge this run's new reports into incidents, touching only the incidents they change.
+
+    Reports not yet in any incident are merged with each other and with their neighbourhood of
+    earlier reports (``NEIGHBOURS_SQL``); earlier posts never move and earlier incidents are
+    never split or merged together (``plan_merge``), so ids and filed tickets stay put. Only the
+    incidents that gained posts, and the new ones, are re-derived and rewritten. Reviewers'
+    labels are applied afterwards, every run. Returns figures for the run's metadata.
+    """
+    from social311.models.incidents import merge_posts, summarize_incident
+
+    t = cfg.thresholds
+    con.execute(f"create or replace temp table merge_reports as {REPORTS_SQL}")
+    con.execute("create or replace temp table merge_new as select * from merge_reports "
+                "where post_id not in (select post_id from ops.incident_posts)")
+    try:
+        new_ids = [r[0] for r in con.execute("select post_id from merge_new").fetchall()]
+        window_s = t.merge_window_hours * 3600
+        neighbours = [r[0] for r in con.execute(NEIGHBOURS_SQL, [window_s, window_s]).fetchall()] if new_ids else []
+        existing = dict(con.execute("select p.post_id, p.incident_id from ops.incident_posts p "
+                                    "where p.post_id in (select unnest(?))", [neighbours]).fetchall()) if neighbours else {}
+        rows, embeddings = load_reports(con, new_ids + neighbours) if new_ids else ([], np.zeros((0, 0)))
+        merged = merge_posts(_posts_for_merge(rows, embeddings), radius_m=t.merge_radius_m, window_hours=t.merge_window_hours,
+                             text_similarity=t.merge_text_similarity,
+                             unlocated_text_similarity=t.unlocated_merge_text_similarity, existing=existing) if rows else []
+        all_existing = dict(con.execute("select post_id, incident_id from ops.incident_posts").fetchall()) if new_ids else {}
+        target, reasons = plan_merge(merged, all_existing)
+        touched = sorted(set(target.values()))
+        members: dict[str, dict[str, str]] = {inc: {} for inc in touched}
+        if touched:
+            for inc, pid, why in con.execute("select incident_id, post_id, merge_reason from ops.incident_posts "
+                                             "where incident_id in (select unnest(?))", [touched]).fetchall():
+                members[inc][pid] = why
+        for pid, inc in target.items():
+            members[inc][pid] = reasons[pid]
+        wanted = sorted({pid for m in members.values() for pid in m})
+        rows, embeddings = load_reports(con, wanted) if wanted else ([], None)
+    finally:
+        con.execute("drop table if exists merge_new")
+        con.execute("drop table if exists merge_reports")
+    posts = _posts_for_merge(rows, embeddings) if rows else []
+    by_id = {r[0]: r for r in rows}
+    post_of = {p.post_id: p for p in posts}
+    now = datetime.now(timezone.utc)
+    incident_rows, statuses = [], {}
+    for inc_id, why in members.items():
+        present = [post_of[pid] for pid in why if pid in post_of]
+        if not present:
+            continue  # an earlier incident whose posts are no longer reports, and nothing new joined it
+        inc = summarize_incident(present, inc_id, why)
+        rows_in = [by_id[p] for p in inc.post_ids]
+        located = [m for m in rows_in if m[5] is not None]
+        best = max(located, key=lambda m: m[7]) if located else None
+        typed = next((m for m in rows_in if m[3] is not None), rows_in[0])
+        ward_id = best[8] if best else None
+        status = incident_status(service_code=typed[3], lat=inc.lat, ward_id=ward_id, confidence=inc.confidence, cfg=cfg)
+        statuses[status] = statuses.get(status, 0) + 1
+        text = mask_personal_data(by_id[inc.representative_post_id][12])[:500]
+        incident_rows.append((inc.incident_id, inc.type_id or typed[2], typed[3], ward_id, best[9] if best else None,
+                              inc.lat, inc.lon, inc.first_seen_at, inc.last_seen_at, len(inc.post_ids), text,
+                              float(inc.confidence), status, now))
+    member_rows = [(inc, pid, reasons[pid]) for pid, inc in target.items()]
+    con.execute("begin transaction")
+    try:
+        if incident_rows:
+            con.execute("delete from ops.incidents where incident_id in (select unnest(?))", [[r[0] for r in incident_rows]])
+        insert_many(con, "insert into ops.incidents values (" + ", ".join(["?"] * 14) + ")", incident_rows)
+        insert_many(con, "insert into ops.incident_posts values (?, ?, ?)", member_rows)
+        labelled = apply_review_labels(con)
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    total = con.execute("select count(*) from ops.incidents").fetchone()[0]
+    new_incidents = len({inc for inc in target.values()} - set(all_existing.values()))
+    return {"new_reports": len(new_ids), "neighbours": len(neighbours), "incidents": total,
+            "incidents_written": len(incident_rows), "new_incidents": new_incidents,
+            "review_labels_applied": labelled, **{f"status_{k}": v for k, v in statuses.items()}}
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(INCIDENTS, deps=[POSTS_IN_WARDS], group_name="incidents",
@@ -98,57 +251,15 @@ def apply_review_labels(con) -> int:
     compute_kind="python",
 )
 def incidents(context: dg.AssetExecutionContext, city: CityResource):
-    """Merges reported posts into incidents with stable ids."""
-    from social311.models.incidents import PostForMerge, merge_posts
-
+    """Merges this run's new reports into incidents with stable ids (only touched incidents are rewritten)."""
     cfg = city.load()
-    t = cfg.thresholds
     with connect(cfg.duckdb_path) as con:
-        rows, embeddings = load_reports(con)
-        # Earlier assignments hold: a filed incident keeps its posts and its id.
-        existing = dict(con.execute("select post_id, incident_id from ops.incident_posts").fetchall())
-    by_id = {r[0]: r for r in rows}
-    posts = [
-        PostForMerge(post_id=r[0], seen_order=i, created_at=r[1], type_id=r[2], lat=r[5], lon=r[6],
-                     embedding=embeddings[i],
-                     repost_of=r[11] if r[11] in by_id else None, relevance=float(r[10]), location_confidence=float(r[7]),
-                     type_similarity=float(r[4]), text=r[12])
-        for i, r in enumerate(rows)
-    ]
-    merged = merge_posts(posts, radius_m=t.merge_radius_m, window_hours=t.merge_window_hours,
-                         text_similarity=t.merge_text_similarity, unlocated_text_similarity=t.unlocated_merge_text_similarity,
-                         existing=existing)
-    now = datetime.now(timezone.utc)
-    incident_rows, member_rows, statuses = [], [], {}
-    for inc in merged:
-        members = [by_id[p] for p in inc.post_ids]
-        located = [m for m in members if m[5] is not None]
-        best = max(located, key=lambda m: m[7]) if located else None
-        anchor = by_id[inc.post_ids[0]] if inc.post_ids else members[0]
-        typed = next((m for m in members if m[3] is not None), anchor)
-        ward_id = best[8] if best else None
-        status = incident_status(service_code=typed[3], lat=inc.lat, ward_id=ward_id, confidence=inc.confidence, cfg=cfg)
-        statuses[status] = statuses.get(status, 0) + 1
-        text = mask_personal_data(by_id[inc.representative_post_id][12])[:500]
-        incident_rows.append((inc.incident_id, inc.type_id or typed[2], typed[3], ward_id, best[9] if best else None,
-                              inc.lat, inc.lon, inc.first_seen_at, inc.last_seen_at, len(inc.post_ids), text,
-                              float(inc.confidence), status, now))
-        member_rows.extend((inc.incident_id, pid, inc.merge_reasons.get(pid, "anchor")) for pid in inc.post_ids)
-    with connect(cfg.duckdb_path) as con:
-        # Rewritten whole each run; ids are stable (earlier assignments are kept, new incidents
-        # are anchored on their first-seen post), so the ledger never sees a filed one as new.
-        con.execute("begin transaction")
-        con.execute("delete from ops.incident_posts")
-        con.execute("delete from ops.incidents")
-        insert_many(con, "insert into ops.incidents values (" + ", ".join(["?"] * 14) + ")", incident_rows)
-        insert_many(con, "insert into ops.incident_posts values (?, ?, ?)", member_rows)
-        labelled = apply_review_labels(con)
-        con.execute("commit")
-    context.log.info(f"{len(rows)} reports merged into {len(merged)} incidents: {statuses}; {labelled} reviewer labels applied")
-    yield dg.MaterializeResult(asset_key=INCIDENTS, metadata={"incidents": len(merged), "reports": len(rows),
-                                                              "review_labels_applied": labelled,
-                                                              **{f"status_{k}": v for k, v in statuses.items()}})
-    yield dg.MaterializeResult(asset_key=INCIDENT_POSTS, metadata={"posts": len(member_rows)})
+        figures = update_incidents(con, cfg)
+    context.log.info(f"{figures['new_reports']} new reports (with {figures['neighbours']} earlier ones nearby) merged: "
+                     f"{figures['new_incidents']} new incidents, {figures['incidents_written']} written, "
+                     f"{figures['incidents']} in all; {figures['review_labels_applied']} reviewer labels applied")
+    yield dg.MaterializeResult(asset_key=INCIDENTS, metadata={**figures, "reports": figures["new_reports"]})
+    yield dg.MaterializeResult(asset_key=INCIDENT_POSTS, metadata={"new_posts": figures["new_reports"]})
 
 
 def ready_incidents_suite(cfg_bbox: tuple[float, float, float, float] | None) -> Suite:
