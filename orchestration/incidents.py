@@ -5,6 +5,7 @@ failure stops ``ops/ticket_ledger`` in the same run.
 """
 
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -131,34 +132,57 @@ def _posts_for_merge(rows: list[tuple], embeddings: np.ndarray) -> list:
             for i, r in enumerate(rows)]
 
 
-def plan_merge(merged, existing: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """Where each new post goes, given ``merge_posts``'s groups over new posts and their neighbours.
+def plan_merge(merged, existing: Mapping[str, str], taken: set[str]) -> tuple[dict[str, list[str]], list]:
+    """What ``merge_posts``'s groups over new posts and their earlier neighbours change.
 
     Earlier assignments hold whatever ``merge_posts`` now says about them (a filed incident
     keeps its posts and id even when typing, a repost link or a setting moved since): only new
     posts (not in ``existing``) are placed. A group holding an earlier incident's post sends its
     new posts to that incident (``merge_posts`` never lets one group span two earlier incidents;
     should it, the earliest member's incident wins); a group of new posts only is a new incident
-    under the id ``merge_posts`` gave it, which never names an earlier incident.
+    as ``merge_posts`` made it.
+
+    Args:
+        merged: ``merge_posts``'s incidents over the new posts and their neighbours.
+        existing: post_id -> incident_id of the earlier posts among them.
+        taken: every incident id the warehouse holds.
 
     Returns:
-        ``(post_id -> incident_id, post_id -> merge reason)`` for the new posts.
+        ``(incident_id -> new post ids, in seen order)`` for earlier incidents that grow, and
+        the new incidents.
+
+    Raises:
+        RuntimeError: a new incident's id already names an incident (never expected: ids derive
+            from an anchor post, and a new incident's posts are in no incident).
     """
-    target, reason = {}, {}
+    grown: dict[str, list[str]] = {}
+    fresh = []
     for inc in merged:
         new = [p for p in inc.post_ids if p not in existing]
         if not new:
             continue
         old = [p for p in inc.post_ids if p in existing]  # post_ids run in seen order
-        into = existing[old[0]] if old else inc.incident_id
-        if not old and inc.incident_id in set(existing.values()):
+        if old:
+            grown.setdefault(existing[old[0]], []).extend(new)
+        elif inc.incident_id in taken:
             raise RuntimeError(f"incident id {inc.incident_id} would name two incidents")
-        for p in new:
-            why = inc.merge_reasons.get(p, "anchor")
-            # A new post that anchors the group it shares with older posts joined them by the
-            # edge that reached the oldest of them.
-            target[p], reason[p] = into, (inc.merge_reasons.get(old[0], "anchor") if old and why == "anchor" else why)
-    return target, reason
+        else:
+            fresh.append(inc)
+    return grown, fresh
+
+
+def _incident_row(inc, by_id: Mapping[str, tuple], cfg: CityConfig, now: datetime) -> tuple:
+    """The ``ops.incidents`` row of a merged incident (its ward, service and status from its posts)."""
+    members = [by_id[p] for p in inc.post_ids]
+    located = [m for m in members if m[5] is not None]
+    best = max(located, key=lambda m: m[7]) if located else None
+    typed = next((m for m in members if m[3] is not None), members[0])
+    ward_id = best[8] if best else None
+    status = incident_status(service_code=typed[3], lat=inc.lat, ward_id=ward_id, confidence=inc.confidence, cfg=cfg)
+    text = mask_personal_data(by_id[inc.representative_post_id][12])[:500]
+    return (inc.incident_id, inc.type_id or typed[2], typed[3], ward_id, best[9] if best else None,
+            inc.lat, inc.lon, inc.first_seen_at, inc.last_seen_at, len(inc.post_ids), text,
+            float(inc.confidence), status, now)
 
 
 def update_incidents(con, cfg: CityConfig) -> dict:
@@ -167,78 +191,77 @@ def update_incidents(con, cfg: CityConfig) -> dict:
     Reports not yet in any incident are merged with each other and with their neighbourhood of
     earlier reports (``NEIGHBOURS_SQL``); earlier posts never move and earlier incidents are
     never split or merged together (``plan_merge``), so ids and filed tickets stay put. Only the
-    incidents that gained posts, and the new ones, are re-derived and rewritten. Reviewers'
-    labels are applied afterwards, every run. Returns figures for the run's metadata.
+    incidents that gained posts (re-derived with ``summarize_incident``) and the new ones are
+    written. Reviewers' labels are applied afterwards, every run. Returns figures for the run's
+    metadata.
     """
     from social311.models.incidents import merge_posts, summarize_incident
 
     t = cfg.thresholds
+    now = datetime.now(timezone.utc)
     con.execute(f"create or replace temp table merge_reports as {REPORTS_SQL}")
     con.execute("create or replace temp table merge_new as select * from merge_reports "
                 "where post_id not in (select post_id from ops.incident_posts)")
     try:
         new_ids = [r[0] for r in con.execute("select post_id from merge_new").fetchall()]
-        window_s = t.merge_window_hours * 3600
-        neighbours = [r[0] for r in con.execute(NEIGHBOURS_SQL, [window_s, window_s]).fetchall()] if new_ids else []
-        existing = dict(con.execute("select p.post_id, p.incident_id from ops.incident_posts p "
-                                    "where p.post_id in (select unnest(?))", [neighbours]).fetchall()) if neighbours else {}
-        rows, embeddings = load_reports(con, new_ids + neighbours) if new_ids else ([], np.zeros((0, 0)))
-        merged = merge_posts(_posts_for_merge(rows, embeddings), radius_m=t.merge_radius_m, window_hours=t.merge_window_hours,
-                             text_similarity=t.merge_text_similarity,
-                             unlocated_text_similarity=t.unlocated_merge_text_similarity, existing=existing) if rows else []
-        all_existing = dict(con.execute("select post_id, incident_id from ops.incident_posts").fetchall()) if new_ids else {}
-        target, reasons = plan_merge(merged, all_existing)
-        touched = sorted(set(target.values()))
-        members: dict[str, dict[str, str]] = {inc: {} for inc in touched}
-        if touched:
-            for inc, pid, why in con.execute("select incident_id, post_id, merge_reason from ops.incident_posts "
-                                             "where incident_id in (select unnest(?))", [touched]).fetchall():
-                members[inc][pid] = why
-        for pid, inc in target.items():
-            members[inc][pid] = reasons[pid]
-        wanted = sorted({pid for m in members.values() for pid in m})
-        rows, embeddings = load_reports(con, wanted) if wanted else ([], None)
+        grown, fresh, by_id, members, neighbours = {}, [], {}, {}, []
+        if new_ids:
+            window_s = t.merge_window_hours * 3600
+            neighbours = [r[0] for r in con.execute(NEIGHBOURS_SQL, [window_s, window_s]).fetchall()]
+            existing = dict(con.execute("select post_id, incident_id from ops.incident_posts "
+                                        "where post_id in (select unnest(?))", [neighbours]).fetchall()) if neighbours else {}
+            taken = {r[0] for r in con.execute("select incident_id from ops.incidents union "
+                                               "select incident_id from ops.incident_posts").fetchall()}
+            rows, embeddings = load_reports(con, new_ids + neighbours)
+            merged = merge_posts(_posts_for_merge(rows, embeddings), radius_m=t.merge_radius_m,
+                                 window_hours=t.merge_window_hours, text_similarity=t.merge_text_similarity,
+                                 unlocated_text_similarity=t.unlocated_merge_text_similarity, existing=existing)
+            by_id = {r[0]: r for r in rows}
+            del rows, embeddings
+            grown, fresh = plan_merge(merged, existing, taken)
+            if grown:
+                # Each growing incident is re-derived from all its posts, earlier ones included.
+                for inc, pid, why in con.execute("select incident_id, post_id, merge_reason from ops.incident_posts "
+                                                 "where incident_id in (select unnest(?))", [list(grown)]).fetchall():
+                    members.setdefault(inc, {})[pid] = why
+                reasons = {p: why for inc in merged for p, why in inc.merge_reasons.items()}
+                for inc, new in grown.items():
+                    for pid in new:
+                        members.setdefault(inc, {})[pid] = reasons.get(pid, "anchor")
+                wanted = sorted({pid for m in members.values() for pid in m})
+                member_rows, member_embeddings = load_reports(con, wanted)
+                by_id.update({r[0]: r for r in member_rows})
+                member_posts = {p.post_id: p for p in _posts_for_merge(member_rows, member_embeddings)}
     finally:
         con.execute("drop table if exists merge_new")
         con.execute("drop table if exists merge_reports")
-    posts = _posts_for_merge(rows, embeddings) if rows else []
-    by_id = {r[0]: r for r in rows}
-    post_of = {p.post_id: p for p in posts}
-    now = datetime.now(timezone.utc)
-    incident_rows, statuses = [], {}
+    incident_rows, new_members = [], []
+    for inc in fresh:
+        incident_rows.append(_incident_row(inc, by_id, cfg, now))
+        new_members.extend((inc.incident_id, p, inc.merge_reasons.get(p, "anchor")) for p in inc.post_ids)
     for inc_id, why in members.items():
-        present = [post_of[pid] for pid in why if pid in post_of]
-        if not present:
-            continue  # an earlier incident whose posts are no longer reports, and nothing new joined it
-        inc = summarize_incident(present, inc_id, why)
-        rows_in = [by_id[p] for p in inc.post_ids]
-        located = [m for m in rows_in if m[5] is not None]
-        best = max(located, key=lambda m: m[7]) if located else None
-        typed = next((m for m in rows_in if m[3] is not None), rows_in[0])
-        ward_id = best[8] if best else None
-        status = incident_status(service_code=typed[3], lat=inc.lat, ward_id=ward_id, confidence=inc.confidence, cfg=cfg)
-        statuses[status] = statuses.get(status, 0) + 1
-        text = mask_personal_data(by_id[inc.representative_post_id][12])[:500]
-        incident_rows.append((inc.incident_id, inc.type_id or typed[2], typed[3], ward_id, best[9] if best else None,
-                              inc.lat, inc.lon, inc.first_seen_at, inc.last_seen_at, len(inc.post_ids), text,
-                              float(inc.confidence), status, now))
-    member_rows = [(inc, pid, reasons[pid]) for pid, inc in target.items()]
+        present = [member_posts[p] for p in why if p in member_posts]  # a post may no longer be a report
+        if present:
+            incident_rows.append(_incident_row(summarize_incident(present, inc_id, why), by_id, cfg, now))
+        new_members.extend((inc_id, p, why[p]) for p in grown[inc_id])
+    statuses: dict[str, int] = {}
+    for r in incident_rows:
+        statuses[r[12]] = statuses.get(r[12], 0) + 1
     con.execute("begin transaction")
     try:
-        if incident_rows:
-            con.execute("delete from ops.incidents where incident_id in (select unnest(?))", [[r[0] for r in incident_rows]])
+        if members:
+            con.execute("delete from ops.incidents where incident_id in (select unnest(?))", [list(members)])
         insert_many(con, "insert into ops.incidents values (" + ", ".join(["?"] * 14) + ")", incident_rows)
-        insert_many(con, "insert into ops.incident_posts values (?, ?, ?)", member_rows)
+        insert_many(con, "insert into ops.incident_posts values (?, ?, ?)", new_members)
         labelled = apply_review_labels(con)
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
     total = con.execute("select count(*) from ops.incidents").fetchone()[0]
-    new_incidents = len({inc for inc in target.values()} - set(all_existing.values()))
     return {"new_reports": len(new_ids), "neighbours": len(neighbours), "incidents": total,
-            "incidents_written": len(incident_rows), "new_incidents": new_incidents,
-            "review_labels_applied": labelled, **{f"status_{k}": v for k, v in statuses.items()}}
+            "incidents_written": len(incident_rows), "new_incidents": len(fresh), "incidents_grown": len(grown),
+            "review_labels_applied": labelled, **{f"written_status_{k}": v for k, v in statuses.items()}}
 
 
 @dg.multi_asset(
