@@ -15,7 +15,7 @@ from social311.config import CityConfig
 from social311.orchestration.quality import Suite, gx_check, sql_check
 from social311.orchestration.resources import CityResource
 from social311.privacy import mask_personal_data
-from social311.warehouse import connect, insert_many, registered
+from social311.warehouse import connect, insert_many
 
 POSTS_IN_WARDS = dg.AssetKey(["int_posts_in_wards"])
 INCIDENTS = dg.AssetKey(["ops", "incidents"])
@@ -83,42 +83,26 @@ def apply_review_labels(con) -> int:
     return applied
 
 
-def _embeddings(con, post_ids: list[str]) -> dict[str, np.ndarray]:
-    """The stored embeddings of ``post_ids`` (zero vector when none: a prefilter-skipped repost)."""
-    import pandas as pd
+def load_reports(con, post_ids: list[str]) -> tuple[list[tuple], np.ndarray]:
+    """The rows of the ``merge_reports`` temp table (``REPORTS_SQL``) for ``post_ids``, in
+    ingestion order, without the embedding, and their embeddings as one array.
 
-    from social311.models.embeddings import DIMENSIONS
-
-    if not post_ids:
-        return {}
-    wanted = pd.DataFrame({"post_id": pd.Series(post_ids, dtype="string")})
-    with registered(con, wanted, "merge_ids") as view:
-        got = con.execute(f"select w.post_id, s.embedding from {view} w left join ml.post_signals s using (post_id)").fetchnumpy()
-    out = {}
-    for pid, vector in zip(got["post_id"].tolist(), got["embedding"]):
-        out[pid] = (np.asarray(vector, dtype=np.float32) if vector is not None and vector is not np.ma.masked
-                    else np.zeros(DIMENSIONS, dtype=np.float32))
-    return out
-
-
-def load_reports(con, post_ids: list[str] | None = None) -> tuple[list[tuple], np.ndarray]:
-    """Rows of ``REPORTS_SQL`` in ingestion order (without the embedding) and their embeddings.
-
-    ``post_ids`` narrows them to those posts (all reports when None). A post without a stored
-    embedding (skipped by the prefilter: only reposts of reports can be among these) gets a zero
-    vector: it joins its original by the repost rule, never by text.
+    The embeddings come column-wise, straight into numpy (as Python lists, 50,000 of them took
+    ~1.5 GB). A post without a stored embedding (skipped by the prefilter: only reposts of
+    reports can be among these) gets a zero vector: it joins its original by the repost rule,
+    never by text.
     """
     from social311.models.embeddings import DIMENSIONS
 
-    if post_ids is None:
-        rows = con.execute(f"select * exclude (ingested_at) from ({REPORTS_SQL}) order by ingested_at, post_id").fetchall()
-    else:
-        rows = con.execute("select * exclude (ingested_at) from merge_reports where post_id in (select unnest(?)) "
-                           "order by ingested_at, post_id", [post_ids]).fetchall()
-    vectors = _embeddings(con, [r[0] for r in rows])
+    rows = con.execute("select * exclude (ingested_at) from merge_reports where post_id in (select unnest(?)) "
+                       "order by ingested_at, post_id", [post_ids]).fetchall()
+    column = con.execute("select s.embedding from merge_reports m left join ml.post_signals s using (post_id) "
+                         "where m.post_id in (select unnest(?)) order by m.ingested_at, m.post_id",
+                         [post_ids]).fetchnumpy()["embedding"]
     embeddings = np.zeros((len(rows), DIMENSIONS), dtype=np.float32)
-    for i, r in enumerate(rows):
-        embeddings[i] = vectors[r[0]]
+    for i, vector in enumerate(column):
+        if vector is not None and vector is not np.ma.masked:
+            embeddings[i] = vector
     return rows, embeddings
 
 
