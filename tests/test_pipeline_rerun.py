@@ -25,7 +25,7 @@ import pytest
 
 from conftest import REPO
 
-# Three whole runs: about 6 minutes on 2 idle cores, far more when the machine is shared; the
+# Three whole runs: 26 minutes on 2 cores shared with other work (load 55-160); the
 # suite's default 900 s timeout is per test, and the first test pays for all three runs.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]
 
