@@ -187,13 +187,38 @@ def raw_pass(texts: list[str]) -> float:
     return seconds
 
 
-def run_pipeline(workdir: Path, *, posts: int, seed: int, filing: bool, prefilter: bool) -> dict:
-    """Generate the posts into ``workdir`` and run the whole job once, in this process; the figures."""
-    if workdir.exists():
-        shutil.rmtree(workdir)  # a fresh warehouse: every post is new
+def append_posts(drop: Path, offset: int, n_new: int, seed: int) -> None:
+    """The next ``n_new`` posts of the same stream after its first ``offset`` ones, as one new drop file.
+
+    What a city's next run finds: the stream continued (new ids, later times), nothing else changed.
+    ``n_new = 0`` writes nothing: a run with nothing new.
+    """
+    from social311.demo.generate import generate_stream, write_drop
+
+    if n_new:
+        posts = generate_stream(offset + n_new, seed=seed)[offset:]
+        write_drop(drop, posts, f"posts-next-{offset:09d}")
+
+
+def run_pipeline(workdir: Path, *, posts: int, seed: int, filing: bool, prefilter: bool,
+                 rerun_new: int | None = None) -> dict:
+    """Generate the posts into ``workdir`` and run the whole job once, in this process; the figures.
+
+    With ``rerun_new`` (0 or more), ``workdir`` is an earlier run's work folder (its warehouse,
+    ledger and sandbox kept): the stream's next ``rerun_new`` posts are dropped and the job runs
+    again on that warehouse, as a scheduled run would (``posts`` is then how many the earlier
+    runs already read).
+    """
     load_before = os.getloadavg()
     started = time.perf_counter()
-    write_posts(workdir / "drop", posts, seed)
+    if rerun_new is None:
+        if workdir.exists():
+            shutil.rmtree(workdir)  # a fresh warehouse: every post is new
+        write_posts(workdir / "drop", posts, seed)
+    else:
+        if not (workdir / "social311.duckdb").exists():
+            raise SystemExit(f"--rerun needs an earlier run's work folder; no warehouse in {workdir}")
+        append_posts(workdir / "drop", posts, rerun_new, seed)
     generate_s = time.perf_counter() - started
     rss_before_pipeline = rss_mb()
 
@@ -248,8 +273,10 @@ def run_pipeline(workdir: Path, *, posts: int, seed: int, filing: bool, prefilte
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load average {load_before[0]:.1f} before / "
                    f"{os.getloadavg()[0]:.1f} after",
         "posts": counts["posts"], "backend": "onnx-int8", "filing": "on (sandbox, loopback)" if filing else "dry run",
-        "prefilter": prefilter, "success": result.success,
+        "prefilter": prefilter, "success": result.success, "new_posts": posts if rerun_new is None else rerun_new,
         "failed_steps": [s["step"] for s in steps if s.get("outcome") != "success"],
+        "errors": [f"{e.step_key}: {e.step_failure_data.error.message.strip().splitlines()[0][:300]}"
+                   for e in result.all_events if e.is_step_failure and e.step_failure_data.error],
         "generate_s": round(generate_s, 1), "pipeline_s": round(pipeline_s, 1),
         "end_to_end_posts_per_s": round(counts["posts"] / pipeline_s, 1),
         "peak_rss_mb": {"process": round(peak_self_mb, 1), "children_sampled": round(peak_child_mb, 1),
@@ -305,7 +332,22 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, help="keep the warehouses, drop folders and reports here (default: a temp folder, removed)")
     parser.add_argument("--out", type=Path, default=Path(".social311/bench/pipeline_100k.json"))
     parser.add_argument("--max-rss-mb", type=float, help="exit 3 when the peak RSS (this process or its children) is above this")
+    parser.add_argument("--reruns", help="comma-separated new-post counts (e.g. 0,1000): scheduled reruns on one warehouse "
+                                         "of --posts posts, side by side, each in its own process (see rerun_bench)")
+    parser.add_argument("--base", type=Path, help="with --reruns: the warehouse's work folder, built once and reused "
+                                                  "(default: WORKDIR/base)")
+    parser.add_argument("--rerun-new", type=int, help=argparse.SUPPRESS)  # internal: one rerun in this process
+    parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)  # internal: first run into WORKDIR
     args = parser.parse_args()
+    if args.rerun_new is not None or args.build_only:
+        label = "build" if args.build_only else f"rerun_{args.rerun_new}"
+        report = {"runs": {label: run_pipeline(args.workdir, posts=args.posts, seed=args.seed, filing=args.filing,
+                                               prefilter=args.prefilter == "on", rerun_new=args.rerun_new)}}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+        return 0 if report["runs"][label]["success"] else 2
+    if args.reruns is not None:
+        return rerun_bench(args)
 
     workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="social311-bench-"))).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -358,6 +400,62 @@ def main() -> int:
         print(f"peak RSS {peak:.0f} MB is above the cap of {args.max_rss_mb:.0f} MB", file=sys.stderr)
         return 3
     return 0
+
+
+def rerun_bench(args) -> int:
+    """Scheduled reruns side by side: ``--reruns 0,1000`` on one warehouse of ``--posts`` posts.
+
+    The warehouse is built once (the first run of the stream, in a child process) into
+    ``--base`` and reused by later invocations with the same posts and seed; each rerun then
+    drops the stream's next N posts into it and runs the job in a fresh child process, as a
+    scheduled run would (its imports and model load are in ``process_s``; ``pipeline_s`` is the
+    job alone). The reruns go on one after another on that warehouse, so it grows by their new
+    posts; ``bench_state.json`` in it keeps how far the stream has been read.
+    """
+    workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="social311-bench-"))).resolve()
+    base = (args.base or workdir / "base").resolve()
+    state_path = base / "bench_state.json"
+    state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.exists() else None
+    if not state or state.get("posts") != args.posts or state.get("seed") != args.seed:
+        out = workdir / "base-build.json"
+        # Built in place (not moved afterwards): dbt's partial parse is keyed on the warehouse path.
+        command = [sys.executable, __file__, "--posts", str(args.posts), "--seed", str(args.seed), "--prefilter", args.prefilter,
+                   "--raw-passes", "0", "--workdir", str(base), "--build-only", "--out", str(out)]
+        started = time.perf_counter()
+        subprocess.run(command, check=False, stdout=subprocess.DEVNULL)
+        build = json.loads(out.read_text(encoding="utf-8"))["runs"]["build"]
+        if not build["success"]:
+            print(f"building the warehouse failed: {build['failed_steps']} {build.get('errors')}", file=sys.stderr)
+            return 2
+        state = {"posts": args.posts, "seed": args.seed, "offset": args.posts, "build_process_s": round(time.perf_counter() - started, 1),
+                 "build": {k: build[k] for k in ("pipeline_s", "peak_rss_mb", "counts", "machine")}}
+        state_path.write_text(json.dumps(state, indent=2, default=str), encoding="utf-8")
+        print(f"warehouse of {args.posts:,} posts built in {state['build_process_s']} s: {base}")
+    runs = {}
+    for n in [int(x) for x in args.reruns.split(",") if x.strip()]:
+        out = workdir / f"rerun-{n}.json"
+        command = [sys.executable, __file__, "--posts", str(state["offset"]), "--seed", str(args.seed), "--prefilter",
+                   args.prefilter, "--raw-passes", "0", "--workdir", str(base), "--rerun-new", str(n), "--out", str(out)]
+        started = time.perf_counter()
+        subprocess.run(command, check=False, stdout=subprocess.DEVNULL)
+        process_s = time.perf_counter() - started
+        run = json.loads(out.read_text(encoding="utf-8"))["runs"][f"rerun_{n}"]
+        run["process_s"] = round(process_s, 1)
+        run["warehouse_posts_before"] = state["offset"] + 1  # + the hostile-but-valid line
+        runs[f"rerun_{n}"] = run
+        state["offset"] += n
+        state_path.write_text(json.dumps(state, indent=2, default=str), encoding="utf-8")
+    report = {"base": state, "reruns": runs}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    print("\n| new posts | warehouse posts before | job s | process s (with imports, model) | slowest 6 steps (s) | ok |")
+    print("|---|---|---|---|---|---|")
+    for r in runs.values():
+        slow = ", ".join(f"{s['step']} {s['seconds']}" for s in sorted(r["steps"], key=lambda s: -s["seconds"])[:6])
+        print(f"| {r['new_posts']:,} | {r['warehouse_posts_before']:,} | {r['pipeline_s']} | {r['process_s']} | {slow} "
+              f"| {'yes' if r['success'] else 'FAILED ' + str(r['failed_steps'])} |")
+    print(f"JSON: {args.out}")
+    return 0 if all(r["success"] for r in runs.values()) else 2
 
 
 def print_table(report: dict) -> None:

@@ -235,15 +235,57 @@ def merge_posts(
     groups: dict[int, list[int]] = {}
     for i in range(len(posts)):
         groups.setdefault(uf.find(i), []).append(i)
-    incidents, claimed = [], set()
+    # A config change (or a post's type or repost link appearing later) can split an old
+    # incident: only one part keeps its id, the part holding its earliest old member (its old
+    # anchor), whatever a part's new anchor is. Every other part gets an id derived from its own
+    # anchor that no other incident holds: deriving it naively could give the old anchor's id
+    # again when the old anchor sits in a part that sorts later (a duplicate incident id).
+    keeper: dict[str, tuple[tuple[int, str], int]] = {}
+    for root, members in groups.items():
+        keep = owner.get(root)
+        if keep:
+            oldest = min((posts[i].seen_order, posts[i].post_id) for i in members if existing.get(posts[i].post_id) == keep)
+            if keep not in keeper or oldest < keeper[keep][0]:
+                keeper[keep] = (oldest, root)
+    taken = set(existing.values())
+    incidents = []
     for root, members in sorted(groups.items(), key=lambda kv: min((posts[i].seen_order, posts[i].post_id) for i in kv[1])):
         keep = owner.get(root)
-        # A config change can split an old incident: only its first part keeps the id.
-        incidents.append(_incident(posts, members, vectors, located, edges,
-                                   incident_id_override=keep if keep not in claimed else None))
-        claimed.add(keep)
+        if keep and keeper[keep][1] == root:
+            chosen = keep
+        else:
+            anchor = min((posts[i].seen_order, posts[i].post_id) for i in members)[1]
+            chosen, n = incident_id(anchor), 1
+            while chosen in taken:
+                n += 1
+                chosen = incident_id(f"{anchor}#{n}")
+        taken.add(chosen)
+        incidents.append(_incident(posts, members, vectors, located, edges, incident_id_override=chosen))
     first = {inc.incident_id: min((posts[index[p]].seen_order, p) for p in inc.post_ids) for inc in incidents}
     return sorted(incidents, key=lambda inc: first[inc.incident_id])
+
+
+def summarize_incident(posts: list[PostForMerge], incident_id_: str, merge_reasons: Mapping[str, str],
+                       *, min_location_confidence: float = 0.5) -> Incident:
+    """The incident made of exactly ``posts`` (already merged), under the given id and reasons.
+
+    For an incident whose membership is decided (an earlier run's incident that new posts
+    joined): its place, type, times, representative and confidence are derived as
+    :func:`merge_posts` derives them, without re-deciding who belongs. A post missing from
+    ``merge_reasons`` is recorded as the anchor when it is the earliest, else as ``"kept"``.
+    """
+    if not posts:
+        raise ValueError("an incident needs at least one post")
+    vectors = _unit(np.vstack([np.asarray(p.embedding, dtype=np.float32) for p in posts]))
+    located = np.array([p.lat is not None and p.lon is not None and p.location_confidence >= min_location_confidence
+                        for p in posts])
+    order = sorted(range(len(posts)), key=lambda i: (posts[i].seen_order, posts[i].post_id))
+    anchor = order[0]
+    # A star from the anchor carrying each member's recorded reason: the walk then reports them.
+    edges: dict[int, list[tuple[int, str]]] = {i: [] for i in range(len(posts))}
+    for i in order[1:]:
+        edges[anchor].append((i, merge_reasons.get(posts[i].post_id, "kept")))
+    return _incident(posts, list(range(len(posts))), vectors, located, edges, incident_id_override=incident_id_)
 
 
 def _incident(posts, members, vectors, located, edges, incident_id_override: str | None = None) -> Incident:

@@ -5,6 +5,7 @@ failure stops ``ops/ticket_ledger`` in the same run.
 """
 
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -20,39 +21,33 @@ POSTS_IN_WARDS = dg.AssetKey(["int_posts_in_wards"])
 INCIDENTS = dg.AssetKey(["ops", "incidents"])
 INCIDENT_POSTS = dg.AssetKey(["ops", "incident_posts"])
 
-# Reports, and reposts of reports, with everything merging needs (the embeddings are read
-# apart, straight into one numpy array: as Python lists, 50,000 of them took ~1.5 GB).
+# Reports, and reposts of reports, with everything merging needs but the embedding (read apart,
+# straight into one numpy array, and only for the posts a run merges).
 REPORTS_SQL = """
     select i.post_id, i.created_at, i.type_id, i.service_code, coalesce(i.type_similarity, 0) as type_similarity,
            i.lat, i.lon, i.location_confidence, i.ward_id, i.boundary_version, coalesce(i.relevance, 0) as relevance,
-           i.repost_of_post_id, i.post_text, s.embedding,
-           row_number() over (order by i.ingested_at, i.post_id) as k
+           i.repost_of_post_id, i.post_text, i.ingested_at
     from int_posts_in_wards i
-    join ml.post_signals s using (post_id)
     where (i.is_report and i.type_id is not null)
        or i.repost_of_post_id in (select post_id from int_posts_in_wards where is_report and type_id is not null)
 """
 
-
-def load_reports(con) -> tuple[list[tuple], np.ndarray]:
-    """The rows of ``REPORTS_SQL`` in ingestion order (without the embedding) and their embeddings.
-
-    A post without a stored embedding (skipped by the prefilter: only reposts of reports can be
-    among these) gets a zero vector: it joins its original by the repost rule, never by text.
-    """
-    from social311.models.embeddings import DIMENSIONS
-
-    con.execute(f"create or replace temp table merge_reports as {REPORTS_SQL}")
-    try:
-        rows = con.execute("select * exclude (embedding, k) from merge_reports order by k").fetchall()
-        column = con.execute("select embedding from merge_reports order by k").fetchnumpy()["embedding"]
-    finally:
-        con.execute("drop table if exists merge_reports")
-    embeddings = np.zeros((len(rows), DIMENSIONS), dtype=np.float32)
-    for i, vector in enumerate(column):
-        if vector is not None and vector is not np.ma.masked:
-            embeddings[i] = vector
-    return rows, embeddings
+# The earlier reports new ones can merge with: the same type within the time window (near,
+# similar or text-only), the same point to 5 decimals whatever the type and time (duplicate),
+# and either side of a repost link. A superset: merge_posts applies the exact rules.
+NEIGHBOURS_SQL = """
+    with span as (
+        select type_id, min(created_at) as lo, max(created_at) as hi from merge_new group by type_id
+    )
+    select r.post_id from merge_reports r
+    where r.post_id not in (select post_id from merge_new) and (
+           exists (select 1 from span s where s.type_id = r.type_id
+                   and r.created_at between s.lo - to_seconds(?::double) and s.hi + to_seconds(?::double))
+        or (r.lat is not null and (round(r.lat, 5), round(r.lon, 5)) in
+                (select (round(lat, 5), round(lon, 5)) from merge_new where lat is not null))
+        or r.post_id in (select repost_of_post_id from merge_new)
+        or r.repost_of_post_id in (select post_id from merge_new))
+"""
 
 
 def incident_status(*, service_code: str | None, lat: float | None, ward_id: str | None, confidence: float,
@@ -88,6 +83,171 @@ def apply_review_labels(con) -> int:
     return applied
 
 
+def load_reports(con, post_ids: list[str]) -> tuple[list[tuple], np.ndarray]:
+    """The rows of the ``merge_reports`` temp table (``REPORTS_SQL``) for ``post_ids``, in
+    ingestion order, without the embedding, and their embeddings as one array.
+
+    The embeddings come column-wise, straight into numpy (as Python lists, 50,000 of them took
+    ~1.5 GB). A post without a stored embedding (skipped by the prefilter: only reposts of
+    reports can be among these) gets a zero vector: it joins its original by the repost rule,
+    never by text.
+    """
+    from social311.models.embeddings import DIMENSIONS
+
+    rows = con.execute("select * exclude (ingested_at) from merge_reports where post_id in (select unnest(?)) "
+                       "order by ingested_at, post_id", [post_ids]).fetchall()
+    column = con.execute("select s.embedding from merge_reports m left join ml.post_signals s using (post_id) "
+                         "where m.post_id in (select unnest(?)) order by m.ingested_at, m.post_id",
+                         [post_ids]).fetchnumpy()["embedding"]
+    embeddings = np.zeros((len(rows), DIMENSIONS), dtype=np.float32)
+    for i, vector in enumerate(column):
+        if vector is not None and vector is not np.ma.masked:
+            embeddings[i] = vector
+    return rows, embeddings
+
+
+def _posts_for_merge(rows: list[tuple], embeddings: np.ndarray) -> list:
+    from social311.models.incidents import PostForMerge
+
+    ids = {r[0] for r in rows}
+    return [PostForMerge(post_id=r[0], seen_order=i, created_at=r[1], type_id=r[2], lat=r[5], lon=r[6],
+                         embedding=embeddings[i], repost_of=r[11] if r[11] in ids else None, relevance=float(r[10]),
+                         location_confidence=float(r[7]), type_similarity=float(r[4]), text=r[12])
+            for i, r in enumerate(rows)]
+
+
+def plan_merge(merged, existing: Mapping[str, str], taken: set[str]) -> tuple[dict[str, list[str]], list]:
+    """What ``merge_posts``'s groups over new posts and their earlier neighbours change.
+
+    Earlier assignments hold whatever ``merge_posts`` now says about them (a filed incident
+    keeps its posts and id even when typing, a repost link or a setting moved since): only new
+    posts (not in ``existing``) are placed. A group holding an earlier incident's post sends its
+    new posts to that incident (``merge_posts`` never lets one group span two earlier incidents;
+    should it, the earliest member's incident wins); a group of new posts only is a new incident
+    as ``merge_posts`` made it.
+
+    Args:
+        merged: ``merge_posts``'s incidents over the new posts and their neighbours.
+        existing: post_id -> incident_id of the earlier posts among them.
+        taken: every incident id the warehouse holds.
+
+    Returns:
+        ``(incident_id -> new post ids, in seen order)`` for earlier incidents that grow, and
+        the new incidents.
+
+    Raises:
+        RuntimeError: a new incident's id already names an incident (never expected: ids derive
+            from an anchor post, and a new incident's posts are in no incident).
+    """
+    grown: dict[str, list[str]] = {}
+    fresh = []
+    for inc in merged:
+        new = [p for p in inc.post_ids if p not in existing]
+        if not new:
+            continue
+        old = [p for p in inc.post_ids if p in existing]  # post_ids run in seen order
+        if old:
+            grown.setdefault(existing[old[0]], []).extend(new)
+        elif inc.incident_id in taken:
+            raise RuntimeError(f"incident id {inc.incident_id} would name two incidents")
+        else:
+            fresh.append(inc)
+    return grown, fresh
+
+
+def _incident_row(inc, by_id: Mapping[str, tuple], cfg: CityConfig, now: datetime) -> tuple:
+    """The ``ops.incidents`` row of a merged incident (its ward, service and status from its posts)."""
+    members = [by_id[p] for p in inc.post_ids]
+    located = [m for m in members if m[5] is not None]
+    best = max(located, key=lambda m: m[7]) if located else None
+    typed = next((m for m in members if m[3] is not None), members[0])
+    ward_id = best[8] if best else None
+    status = incident_status(service_code=typed[3], lat=inc.lat, ward_id=ward_id, confidence=inc.confidence, cfg=cfg)
+    text = mask_personal_data(by_id[inc.representative_post_id][12])[:500]
+    return (inc.incident_id, inc.type_id or typed[2], typed[3], ward_id, best[9] if best else None,
+            inc.lat, inc.lon, inc.first_seen_at, inc.last_seen_at, len(inc.post_ids), text,
+            float(inc.confidence), status, now)
+
+
+def update_incidents(con, cfg: CityConfig) -> dict:
+    """Merge this run's new reports into incidents, touching only the incidents they change.
+
+    Reports not yet in any incident are merged with each other and with their neighbourhood of
+    earlier reports (``NEIGHBOURS_SQL``); earlier posts never move and earlier incidents are
+    never split or merged together (``plan_merge``), so ids and filed tickets stay put. Only the
+    incidents that gained posts (re-derived with ``summarize_incident``) and the new ones are
+    written. Reviewers' labels are applied afterwards, every run. Returns figures for the run's
+    metadata.
+    """
+    from social311.models.incidents import merge_posts, summarize_incident
+
+    t = cfg.thresholds
+    now = datetime.now(timezone.utc)
+    con.execute(f"create or replace temp table merge_reports as {REPORTS_SQL}")
+    con.execute("create or replace temp table merge_new as select * from merge_reports "
+                "where post_id not in (select post_id from ops.incident_posts)")
+    try:
+        new_ids = [r[0] for r in con.execute("select post_id from merge_new").fetchall()]
+        grown, fresh, by_id, members, neighbours = {}, [], {}, {}, []
+        if new_ids:
+            window_s = t.merge_window_hours * 3600
+            neighbours = [r[0] for r in con.execute(NEIGHBOURS_SQL, [window_s, window_s]).fetchall()]
+            existing = dict(con.execute("select post_id, incident_id from ops.incident_posts "
+                                        "where post_id in (select unnest(?))", [neighbours]).fetchall()) if neighbours else {}
+            taken = {r[0] for r in con.execute("select incident_id from ops.incidents union "
+                                               "select incident_id from ops.incident_posts").fetchall()}
+            rows, embeddings = load_reports(con, new_ids + neighbours)
+            merged = merge_posts(_posts_for_merge(rows, embeddings), radius_m=t.merge_radius_m,
+                                 window_hours=t.merge_window_hours, text_similarity=t.merge_text_similarity,
+                                 unlocated_text_similarity=t.unlocated_merge_text_similarity, existing=existing)
+            by_id = {r[0]: r for r in rows}
+            del rows, embeddings
+            grown, fresh = plan_merge(merged, existing, taken)
+            if grown:
+                # Each growing incident is re-derived from all its posts, earlier ones included.
+                for inc, pid, why in con.execute("select incident_id, post_id, merge_reason from ops.incident_posts "
+                                                 "where incident_id in (select unnest(?))", [list(grown)]).fetchall():
+                    members.setdefault(inc, {})[pid] = why
+                reasons = {p: why for inc in merged for p, why in inc.merge_reasons.items()}
+                for inc, new in grown.items():
+                    for pid in new:
+                        members.setdefault(inc, {})[pid] = reasons.get(pid, "anchor")
+                wanted = sorted({pid for m in members.values() for pid in m})
+                member_rows, member_embeddings = load_reports(con, wanted)
+                by_id.update({r[0]: r for r in member_rows})
+                member_posts = {p.post_id: p for p in _posts_for_merge(member_rows, member_embeddings)}
+    finally:
+        con.execute("drop table if exists merge_new")
+        con.execute("drop table if exists merge_reports")
+    incident_rows, new_members = [], []
+    for inc in fresh:
+        incident_rows.append(_incident_row(inc, by_id, cfg, now))
+        new_members.extend((inc.incident_id, p, inc.merge_reasons.get(p, "anchor")) for p in inc.post_ids)
+    for inc_id, why in members.items():
+        present = [member_posts[p] for p in why if p in member_posts]  # a post may no longer be a report
+        if present:
+            incident_rows.append(_incident_row(summarize_incident(present, inc_id, why), by_id, cfg, now))
+        new_members.extend((inc_id, p, why[p]) for p in grown[inc_id])
+    statuses: dict[str, int] = {}
+    for r in incident_rows:
+        statuses[r[12]] = statuses.get(r[12], 0) + 1
+    con.execute("begin transaction")
+    try:
+        if members:
+            con.execute("delete from ops.incidents where incident_id in (select unnest(?))", [list(members)])
+        insert_many(con, "insert into ops.incidents values (" + ", ".join(["?"] * 14) + ")", incident_rows)
+        insert_many(con, "insert into ops.incident_posts values (?, ?, ?)", new_members)
+        labelled = apply_review_labels(con)
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    total = con.execute("select count(*) from ops.incidents").fetchone()[0]
+    return {"new_reports": len(new_ids), "neighbours": len(neighbours), "incidents": total,
+            "incidents_written": len(incident_rows), "new_incidents": len(fresh), "incidents_grown": len(grown),
+            "review_labels_applied": labelled, **{f"written_status_{k}": v for k, v in statuses.items()}}
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(INCIDENTS, deps=[POSTS_IN_WARDS], group_name="incidents",
@@ -98,57 +258,15 @@ def apply_review_labels(con) -> int:
     compute_kind="python",
 )
 def incidents(context: dg.AssetExecutionContext, city: CityResource):
-    """Merges reported posts into incidents with stable ids."""
-    from social311.models.incidents import PostForMerge, merge_posts
-
+    """Merges this run's new reports into incidents with stable ids (only touched incidents are rewritten)."""
     cfg = city.load()
-    t = cfg.thresholds
     with connect(cfg.duckdb_path) as con:
-        rows, embeddings = load_reports(con)
-        # Earlier assignments hold: a filed incident keeps its posts and its id.
-        existing = dict(con.execute("select post_id, incident_id from ops.incident_posts").fetchall())
-    by_id = {r[0]: r for r in rows}
-    posts = [
-        PostForMerge(post_id=r[0], seen_order=i, created_at=r[1], type_id=r[2], lat=r[5], lon=r[6],
-                     embedding=embeddings[i],
-                     repost_of=r[11] if r[11] in by_id else None, relevance=float(r[10]), location_confidence=float(r[7]),
-                     type_similarity=float(r[4]), text=r[12])
-        for i, r in enumerate(rows)
-    ]
-    merged = merge_posts(posts, radius_m=t.merge_radius_m, window_hours=t.merge_window_hours,
-                         text_similarity=t.merge_text_similarity, unlocated_text_similarity=t.unlocated_merge_text_similarity,
-                         existing=existing)
-    now = datetime.now(timezone.utc)
-    incident_rows, member_rows, statuses = [], [], {}
-    for inc in merged:
-        members = [by_id[p] for p in inc.post_ids]
-        located = [m for m in members if m[5] is not None]
-        best = max(located, key=lambda m: m[7]) if located else None
-        anchor = by_id[inc.post_ids[0]] if inc.post_ids else members[0]
-        typed = next((m for m in members if m[3] is not None), anchor)
-        ward_id = best[8] if best else None
-        status = incident_status(service_code=typed[3], lat=inc.lat, ward_id=ward_id, confidence=inc.confidence, cfg=cfg)
-        statuses[status] = statuses.get(status, 0) + 1
-        text = mask_personal_data(by_id[inc.representative_post_id][12])[:500]
-        incident_rows.append((inc.incident_id, inc.type_id or typed[2], typed[3], ward_id, best[9] if best else None,
-                              inc.lat, inc.lon, inc.first_seen_at, inc.last_seen_at, len(inc.post_ids), text,
-                              float(inc.confidence), status, now))
-        member_rows.extend((inc.incident_id, pid, inc.merge_reasons.get(pid, "anchor")) for pid in inc.post_ids)
-    with connect(cfg.duckdb_path) as con:
-        # Rewritten whole each run; ids are stable (earlier assignments are kept, new incidents
-        # are anchored on their first-seen post), so the ledger never sees a filed one as new.
-        con.execute("begin transaction")
-        con.execute("delete from ops.incident_posts")
-        con.execute("delete from ops.incidents")
-        insert_many(con, "insert into ops.incidents values (" + ", ".join(["?"] * 14) + ")", incident_rows)
-        insert_many(con, "insert into ops.incident_posts values (?, ?, ?)", member_rows)
-        labelled = apply_review_labels(con)
-        con.execute("commit")
-    context.log.info(f"{len(rows)} reports merged into {len(merged)} incidents: {statuses}; {labelled} reviewer labels applied")
-    yield dg.MaterializeResult(asset_key=INCIDENTS, metadata={"incidents": len(merged), "reports": len(rows),
-                                                              "review_labels_applied": labelled,
-                                                              **{f"status_{k}": v for k, v in statuses.items()}})
-    yield dg.MaterializeResult(asset_key=INCIDENT_POSTS, metadata={"posts": len(member_rows)})
+        figures = update_incidents(con, cfg)
+    context.log.info(f"{figures['new_reports']} new reports (with {figures['neighbours']} earlier ones nearby) merged: "
+                     f"{figures['new_incidents']} new incidents, {figures['incidents_written']} written, "
+                     f"{figures['incidents']} in all; {figures['review_labels_applied']} reviewer labels applied")
+    yield dg.MaterializeResult(asset_key=INCIDENTS, metadata={**figures, "reports": figures["new_reports"]})
+    yield dg.MaterializeResult(asset_key=INCIDENT_POSTS, metadata={"new_posts": figures["new_reports"]})
 
 
 def ready_incidents_suite(cfg_bbox: tuple[float, float, float, float] | None) -> Suite:

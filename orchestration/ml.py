@@ -69,6 +69,8 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
     if not todo:
         return dg.MaterializeResult(metadata={"embedded": 0})
     embedder = get_embedder(cfg.embedding_backend)
+    with connect(cfg.duckdb_path) as con:
+        stored = stored_embeddings(con, [t for _, t, _ in todo], embedder.model_name)
     model = RelevanceModel.from_seeds(embedder, [service_text(s) for s in services], labelled=labelled,
                                       history=service_history.embeddings)
     threshold = cfg.thresholds.relevance
@@ -80,6 +82,8 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
     embedded = np.zeros(n, dtype=bool)
     done_before = [0]
     logged = [0]
+    first_row: dict[str, int] = {}  # text -> the row of this run that embedded it
+    reused = [0]
 
     def embed(rows: np.ndarray, total: int) -> None:
         """Embed and score ``todo[rows]``; progress is logged about every 10% of ``total``."""
@@ -93,7 +97,25 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
 
         if len(rows):
             clock.lap("other")
-            embeddings[rows] = embedder.encode([texts[i] for i in rows], progress=progress)
+            # A text is embedded once: a repeat of an earlier post's text (stored) or of one in
+            # this run (a repost, a template, a bot) copies its vector. (The int8 path's vector of a
+            # text moves slightly with its batch, cosine >= 0.98: a copy is as good as a re-run.)
+            fresh, copies = [], []
+            for i in rows:
+                text = texts[i]
+                if text in stored:
+                    embeddings[i] = stored[text]
+                    reused[0] += 1
+                elif text in first_row:
+                    copies.append((i, first_row[text]))
+                else:
+                    first_row[text] = i
+                    fresh.append(i)
+            if fresh:
+                embeddings[fresh] = embedder.encode([texts[i] for i in fresh], progress=progress)
+            for i, j in copies:
+                embeddings[i] = embeddings[j]
+            reused[0] += len(copies)
             relevance[rows] = model.predict_proba(embeddings[rows])
             embedded[rows] = True
             done_before[0] += len(rows)
@@ -151,7 +173,28 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
                                           "reviewed_posts_in_training": int(len(labelled[1])),
                                           "history_requests_in_training": min(len(service_history), MAX_HISTORY),
                                           "mean_relevance": float(np.mean(relevance)), **prefilter_meta,
+                                          "embeddings_reused": reused[0],
                                           "seconds": clock.seconds()})
+
+
+def stored_embeddings(con, texts: list[str], model_name: str) -> dict[str, np.ndarray]:
+    """Vectors already stored by ``model_name`` for any of ``texts`` (exact text match), by text.
+
+    The text-hash cache of the embedding step: DuckDB hash-joins the new texts against the
+    scored posts' texts, so only the matches come back to Python, never the whole table.
+    """
+    import pandas as pd
+
+    if not texts:
+        return {}
+    wanted = pd.DataFrame({"post_text": pd.Series(list(dict.fromkeys(texts)), dtype="string")})
+    with registered(con, wanted, "new_texts") as view:
+        got = con.execute(
+            f"select w.post_text, any_value(s.embedding) as embedding from {view} w "
+            "join stg_social__posts p on p.post_text = w.post_text "
+            "join ml.post_signals s on s.post_id = p.post_id "
+            "where s.embedding is not null and s.model_name = ? group by w.post_text", [model_name]).fetchnumpy()
+    return {t: np.asarray(v, dtype=np.float32) for t, v in zip(got["post_text"].tolist(), got["embedding"])}
 
 
 class _PhaseClock:
@@ -193,6 +236,18 @@ def issue_types(context: dg.AssetExecutionContext, city: CityResource):
     embedder = get_embedder(cfg.embedding_backend)
     with connect(cfg.duckdb_path) as con:
         services = load_services(con)
+        known = {r[0] for r in con.execute("select type_id from ml.issue_types").fetchall()}
+        waiting = con.execute(
+            "select count(*) from ml.post_signals where is_report and embedding is not null "
+            "and post_id not in (select post_id from ml.post_types)").fetchone()[0]
+        if not waiting and set(typing_.service_type_ids(services).values()) <= known:
+            # Nothing to type and every service already has its type: embedding the catalog again
+            # (the model's first use in a run with nothing new) would change nothing.
+            types_now = con.execute("select count(*) from ml.issue_types").fetchone()[0]
+            context.log.info("no report waiting for a type; every service type known")
+            yield dg.MaterializeResult(asset_key=ISSUE_TYPES, metadata={"types": types_now, "new_candidates": 0})
+            yield dg.MaterializeResult(asset_key=POST_TYPES, metadata={"typed": 0, "untyped": 0})
+            return
         # The city's past 311 requests pull each service's centroid and train a classifier (models/history.py).
         service_history = load_history(con, cfg.history.max_requests) if cfg.history.enabled else empty_history()
         classifier = ServiceClassifier.train(service_history, cfg.history.min_per_service,
@@ -200,7 +255,6 @@ def issue_types(context: dg.AssetExecutionContext, city: CityResource):
         types = with_history(typing_.service_types(services, embedder), service_history)
         # Reviewers' accepted and relabelled posts refine their service's centroid (same ids).
         types = typing_.with_examples(types, typed_examples(con))
-        known = {r[0] for r in con.execute("select type_id from ml.issue_types").fetchall()}
         # Column-wise: the embeddings arrive as numpy arrays, not one Python list per post
         # (47,000 reports: 0.2 s instead of 5 s). Reports always have an embedding.
         fresh = con.execute(
@@ -332,16 +386,22 @@ def defs() -> dg.Definitions:
         assets=[post_signals, issue_types, post_locations],
         asset_checks=[
             gx_check(asset=POST_SIGNALS, suite=signals_suite, description="Scores are probabilities, embeddings unit-length, one row per post.",
-                     query="select post_id, relevance, sentiment, sqrt(list_sum(list_transform(embedding, x -> x * x))) as embedding_norm from ml.post_signals"),
+                     query="select post_id, relevance, sentiment, sqrt(list_sum(list_transform(embedding, x -> x * x))) as embedding_norm from ml.post_signals",
+                     latest_query="select post_id, relevance, sentiment, sqrt(list_sum(list_transform(embedding, x -> x * x))) as embedding_norm "
+                                  "from ml.post_signals where scored_at = (select max(scored_at) from ml.post_signals)"),
             sql_check(asset=POST_SIGNALS, name="every_post_scored", description="Every staged post has signals (none skipped).",
                       query="select post_id from stg_social__posts where post_id not in (select post_id from ml.post_signals)"),
             gx_check(asset=POST_TYPES, suite=post_types_suite, description="One issue type per reported post.",
-                     query="select post_id, type_id, similarity from ml.post_types"),
+                     query="select post_id, type_id, similarity from ml.post_types",
+                     latest_query="select post_id, type_id, similarity from ml.post_types "
+                                  "where assigned_at = (select max(assigned_at) from ml.post_types)"),
             gx_check(asset=ISSUE_TYPES, suite=issue_types_suite, description="Type ids are unique and stable-shaped, labelled, mapped or candidate.",
                      query="select type_id, label, status from ml.issue_types"),
             sql_check(asset=ISSUE_TYPES, name="types_map_to_catalog", description="Every mapped issue type names a service in the catalog.",
                       query="select type_id from ml.issue_types where status = 'mapped' and service_code not in (select service_code from ops.service_catalog)"),
             gx_check(asset=POST_LOCATIONS, suite=locations_suite, description="Locations carry a method, a confidence in [0, 1] and valid coordinates.",
-                     query="select post_id, method, confidence, lat from ml.post_locations"),
+                     query="select post_id, method, confidence, lat from ml.post_locations",
+                     latest_query="select post_id, method, confidence, lat from ml.post_locations "
+                                  "where located_at = (select max(located_at) from ml.post_locations)"),
         ],
     )

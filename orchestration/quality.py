@@ -80,6 +80,7 @@ def gx_check(
     query: str,
     blocking: bool = False,
     description: str,
+    latest_query: str | None = None,
 ) -> dg.AssetChecksDefinition:
     """A Dagster asset check validating ``query``'s rows against ``suite``.
 
@@ -89,17 +90,48 @@ def gx_check(
         query: SQL run on the warehouse; its result is the DataFrame validated.
         blocking: when true, a failure stops downstream assets in the same run.
         description: one line shown in the UI.
+        latest_query: the same columns for only the rows the asset's latest run wrote. Given,
+            a run validates those (an incremental asset's run pulls its own rows, not a million),
+            and the whole table once every ``FULL_CHECK_EVERY_HOURS`` (``full_check_due``).
     """
 
     @dg.asset_check(asset=asset, name=suite.name, blocking=blocking, description=description,
                     required_resource_keys={"city"})
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         with connect(context.resources.city.load().duckdb_path) as con:
-            frame = con.execute(query).df()
-        success, metadata = validate(frame, suite)
-        return dg.AssetCheckResult(passed=success, metadata=metadata)
+            full = latest_query is None or full_check_due(con, suite.name)
+            frame = con.execute(query if full else latest_query).df()
+            success, metadata = validate(frame, suite)
+            if full and success and latest_query is not None:
+                record_full_check(con, suite.name)
+        return dg.AssetCheckResult(passed=success, metadata={**metadata, "scope": "full" if full else "latest run"})
 
     return _check
+
+
+#: How often a check with a ``latest_query`` validates the whole table anyway.
+FULL_CHECK_EVERY_HOURS = 24
+
+
+def full_check_due(con, name: str) -> bool:
+    """Whether check ``name`` validates its whole table this run.
+
+    Due when it never passed a full validation, when the last one is older than
+    ``FULL_CHECK_EVERY_HOURS``, or when ``SOCIAL311_FULL_CHECKS=1`` asks for it. A failed full
+    validation is not recorded, so the next run checks in full again.
+    """
+    if os.environ.get("SOCIAL311_FULL_CHECKS") == "1":
+        return True
+    con.execute("create table if not exists ops.full_checks (check_name VARCHAR PRIMARY KEY, checked_at TIMESTAMPTZ NOT NULL)")
+    row = con.execute("select checked_at < now() - to_hours(?::bigint) from ops.full_checks where check_name = ?",
+                      [FULL_CHECK_EVERY_HOURS, name]).fetchone()
+    return row is None or bool(row[0])
+
+
+def record_full_check(con, name: str) -> None:
+    """Remember that check ``name`` just passed over its whole table."""
+    con.execute("create table if not exists ops.full_checks (check_name VARCHAR PRIMARY KEY, checked_at TIMESTAMPTZ NOT NULL)")
+    con.execute("insert or replace into ops.full_checks values (?, now())", [name])
 
 
 def sql_check(

@@ -188,3 +188,27 @@ def test_exact_duplicates_at_one_point_merge(second, merged):
     assert (len(incidents) == 1) is merged
     if merged:
         assert incidents[0].merge_reasons == {"a": "anchor", "b": "duplicate"}
+
+
+def test_a_split_never_hands_out_an_id_twice_and_the_old_anchor_keeps_it():
+    # Run 1: q and p (near, similar) are one incident anchored on q; a was untyped then.
+    q, p = post("q", 1), post("p", 2, north_m=50)
+    (old,) = merge_posts([q, p], **SETTINGS)
+    assert old.incident_id == incident_id("q")
+    # Run 2: a earlier than q got a type, and p turns out to be a repost of a: p rides on a and
+    # no longer meets q. The part {a, p} sorts first, yet q (the old anchor) keeps the id, and
+    # the other part gets an id of its own (before: both parts were "inc-" + sha1("q")).
+    a = post("a", 0, type_id="cand-7", north_m=9000)
+    p2 = post("p", 2, north_m=50, repost_of="a")
+    split = merge_posts([a, q, p2], existing={"q": old.incident_id, "p": old.incident_id}, **SETTINGS)
+    ids = [inc.incident_id for inc in split]
+    assert len(ids) == len(set(ids)) == 2
+    assert {inc.incident_id: sorted(inc.post_ids) for inc in split} == {old.incident_id: ["q"], incident_id("a"): ["a", "p"]}
+
+
+def test_a_derived_id_held_by_another_incident_is_not_reused():
+    # b's derived id already names an earlier incident (it was that incident's anchor, then moved).
+    a, b = post("a", 0), post("b", 1, north_m=5000)
+    split = merge_posts([a, b], existing={"a": incident_id("b")}, **SETTINGS)
+    ids = [inc.incident_id for inc in split]
+    assert len(set(ids)) == 2 and incident_id("b") in ids

@@ -55,3 +55,19 @@ def test_incidents_linked_to_one_open_request_may_share_its_id_but_filed_ones_ma
     assert filed.returncode == 0, "one filed and one linked to the same request: allowed"
     twice = _build_incidents_mart(tmp_path, ("submitted", "submitted"))
     assert twice.returncode != 0 and "unique_fct_incidents_service_request_id" in twice.stdout, twice.stdout[-3000:]
+
+
+def test_the_production_build_runs_the_data_tests_but_not_the_unit_tests(tmp_path: Path) -> None:
+    from social311.orchestration.transforms import PRODUCTION_BUILD
+
+    db = tmp_path / "w.duckdb"
+    with connect(db):
+        pass
+    result = subprocess.run(
+        [dbt_executable(), *PRODUCTION_BUILD, "--select", "+int_posts_in_wards", "--project-dir", str(PROJECT_DIR),
+         "--profiles-dir", str(PROJECT_DIR), "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")],
+        env={**os.environ, **dbt_env(db)}, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "default_point_posts_have_low_confidence" in result.stdout  # a data test: about this run's rows
+    assert "ward_join_catches_default_coordinates" not in result.stdout  # a unit test: make test runs it

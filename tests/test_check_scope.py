@@ -1,0 +1,21 @@
+"""Checks on incremental assets validate the latest run's rows, and the whole table once a day."""
+
+from __future__ import annotations
+
+from social311.orchestration.quality import FULL_CHECK_EVERY_HOURS, full_check_due, record_full_check
+from social311.warehouse import connect
+
+
+def test_a_full_check_is_due_first_then_once_per_period(tmp_path, monkeypatch):
+    monkeypatch.delenv("SOCIAL311_FULL_CHECKS", raising=False)
+    with connect(tmp_path / "w.duckdb") as con:
+        assert full_check_due(con, "signals")  # never validated in full
+        record_full_check(con, "signals")
+        assert not full_check_due(con, "signals")
+        assert full_check_due(con, "types"), "each check keeps its own date"
+        con.execute("update ops.full_checks set checked_at = now() - to_hours(?::bigint) where check_name = 'signals'",
+                    [FULL_CHECK_EVERY_HOURS + 1])
+        assert full_check_due(con, "signals")
+        record_full_check(con, "signals")
+        monkeypatch.setenv("SOCIAL311_FULL_CHECKS", "1")
+        assert full_check_due(con, "signals"), "an operator can ask for a full check"
