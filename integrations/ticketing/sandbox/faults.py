@@ -32,6 +32,9 @@ class Faults:
         slow_rate: share of replies delayed by ``slow_rate_s`` (after the work is done).
         slow_rate_s: the delay of those replies.
         html_errors: answer errors with an HTML page instead of the spec's ``errors`` list.
+        html_200_next: the next N requests (any method) get a 200 HTML page (a WAF, maintenance
+            or login page in front of the server), well-formed XHTML, before any work is done.
+        html_200_rate: share of requests answered that way.
         seed: seed of the random generator behind the rates.
     """
 
@@ -49,6 +52,8 @@ class Faults:
     slow_rate_s: float = 1.0
     slow_next: int = 0
     html_errors: bool = False
+    html_200_next: int = 0
+    html_200_rate: float = 0.0
     seed: int = 311
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _rng: random.Random | None = field(default=None, repr=False, compare=False)

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from social311.integrations.ticketing.sandbox.server import SandboxServer
 
 _EXPECTED_S = 3 * 86400  # a "typical response time" for expected_datetime
+#: What a WAF or a maintenance window puts in front of a server: 200, well-formed XHTML (so it
+#: parses as XML; only its being HTML tells it apart), no Open311 answer in it.
+_HTML_200 = (b'<?xml version="1.0" encoding="utf-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml"><head>'
+             b"<title>Scheduled maintenance</title></head><body><p>The 311 service is down for maintenance. "
+             b"Please sign in again later.</p></body></html>")
 _MAX_BODY = 1 << 20
 
 
@@ -80,6 +85,9 @@ class Handler(BaseHTTPRequestHandler):
                 raise HttpError(429, "too many requests; retry later")
             if sandbox.faults.fire("fail_next_5xx", "fail_rate_5xx"):
                 raise HttpError(503, "service temporarily unavailable")
+            if sandbox.faults.fire("html_200_next", "html_200_rate"):
+                self._reply(200, _HTML_200, "text/html; charset=utf-8")
+                return
             params = parse_qsl(parts.query, keep_blank_values=True)
             status, root, item_tag, value = self._route(method, resource, params, body)
             payload = render.body(fmt, root, value, sandbox.quirks, item_tag)
