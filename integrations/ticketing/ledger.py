@@ -106,26 +106,28 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _backoff(attempts: int) -> timedelta:
-    return BACKOFF[min(attempts, len(BACKOFF)) - 1] if attempts > 0 else BACKOFF[0]
+def _backoff(attempts: int, schedule: tuple[timedelta, ...] = BACKOFF) -> timedelta:
+    return schedule[min(attempts, len(schedule)) - 1] if attempts > 0 else schedule[0]
 
 
 class TicketLedger:
     """The filing ledger over an open DuckDB connection (table ``ops.ticket_ledger``)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, *, max_attempts: int = 3, clock: Callable[[], datetime] = _now,
-                 server_limit: int = 1000):
+                 server_limit: int = 1000, backoff: tuple[timedelta, ...] = BACKOFF):
         """Args:
             con: an open warehouse connection.
             max_attempts: POSTs before a ticket ends ``failed``.
             clock: the time (tests step it through backoff).
             server_limit: the most requests the server answers for one GET without paging; a
                 marker-search window answering that many is split (``history.server_limit``).
+            backoff: the wait after the 1st, 2nd... attempt (the last repeats); FixMyStreet's by default.
         """
         self.con = con
         self.max_attempts = max_attempts
         self.clock = clock
         self.server_limit = server_limit
+        self.backoff = tuple(backoff) or BACKOFF
 
     def row(self, incident_id: str) -> dict | None:
         """The ledger row of one incident, or None."""
@@ -232,6 +234,10 @@ class TicketLedger:
         """File one incident exactly once. ``request.description`` must contain its marker.
 
         Never raises for server trouble: the outcome and the ledger say what happened.
+
+        Raises:
+            KeyRefused: the api_key is missing or refused; the row waits in ``retry_wait``
+                without losing an attempt, and the caller should stop filing.
         """
         marker = marker_for(incident_id)
         if marker not in request.description:
@@ -246,7 +252,7 @@ class TicketLedger:
             if found is not None:
                 return found
             if not reached:
-                self._set(incident_id, next_attempt_at=self.clock() + _backoff(max(row["attempts"], 1)))
+                self._set(incident_id, next_attempt_at=self.clock() + _backoff(max(row["attempts"], 1), self.backoff))
                 return FilingOutcome(incident_id, "pending", error=self.row(incident_id)["last_error"])
             if row["attempts"] >= self.max_attempts:
                 return self._give_up(incident_id)
@@ -263,7 +269,7 @@ class TicketLedger:
         except SubmitRejected as exc:
             return self._rejected(incident_id, attempts, exc)
         except SubmitAmbiguous as exc:
-            self._set(incident_id, state="pending", last_error=_reason(exc), next_attempt_at=self.clock() + _backoff(attempts))
+            self._set(incident_id, state="pending", last_error=_reason(exc), next_attempt_at=self.clock() + _backoff(attempts, self.backoff))
             reached, found = self._search(plugin, incident_id)
             if found is not None:
                 return found
@@ -352,7 +358,7 @@ class TicketLedger:
         if attempts >= self.max_attempts:
             self._set(incident_id, state="failed", last_error=_reason(exc), next_attempt_at=None)
             return FilingOutcome(incident_id, "failed", error=_reason(exc))
-        self._set(incident_id, state="retry_wait", last_error=_reason(exc), next_attempt_at=self.clock() + _backoff(attempts))
+        self._set(incident_id, state="retry_wait", last_error=_reason(exc), next_attempt_at=self.clock() + _backoff(attempts, self.backoff))
         return FilingOutcome(incident_id, "retry_wait", error=_reason(exc))
 
     def _upsert(self, incident_id: str, request: TicketRequest, *, state: str, attempts: int) -> None:

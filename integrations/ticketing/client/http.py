@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -55,9 +56,19 @@ _RECEIPT_KEYS = frozenset({"service_request_id", "token", "service_notice"})
 _LIST_KEYS = ("service_requests", "requests", "services", "request", "service")
 
 
+_HTML_HEAD = re.compile(rb"^\s*(<\?xml[^>]*\?>\s*)?(<!--.*?-->\s*)*<(!doctype\s+html|html)\b", re.I | re.S)
+
+
 def _is_html(response: requests.Response) -> bool:
-    head = response.content.lstrip()[:15].lower()
-    return "html" in response.headers.get("Content-Type", "").lower() or head.startswith((b"<!doctype html", b"<html"))
+    """A web page, not an Open311 answer: by its body, or labelled HTML and not JSON.
+
+    Servers mislabel Content-Type, so a JSON body labelled ``text/html`` is still read as JSON.
+    """
+    head = response.content[:2048]
+    if _HTML_HEAD.match(head):
+        return True
+    labelled = "html" in response.headers.get("Content-Type", "").lower()
+    return labelled and head.lstrip()[:1] not in (b"[", b"{")
 
 
 class Open311Client:
