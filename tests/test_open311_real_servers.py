@@ -86,6 +86,14 @@ def test_every_paging_style_lists_every_request_once(mode):
         assert client.pages.unsupported, "a strict server refuses page/page_size: asked once, then never"
 
 
+def test_a_server_that_ignores_page_numbers_is_probed_once():
+    with sandbox_in("no_pagination") as server:
+        stage(server, 30, after=time.time() - 3600)
+        client = Open311Client(server.url)
+        assert len(client.requests()) == 30 and len(client.requests()) == 30
+        assert client.pages.unsupported and server.hits("GET", "requests") == 4  # 3 to learn, then 1
+
+
 def test_a_listing_cut_at_max_pages_says_so():
     with sandbox_in("issue_reporting") as server:
         stage(server, 250, after=time.time() - 3600)

@@ -220,8 +220,13 @@ class Open311Client:
     def _items(self, resource: str, params: dict[str, Any] | None = None) -> list[Any]:
         return self._as_list(self._get(resource, params), resource)
 
-    def _list(self, resource: str, params: dict[str, Any]) -> tuple[list[Any], bool]:
-        """Every page of a list answer: ``(items, truncated)``. See :mod:`.paging`."""
+    def _list(self, resource: str, params: dict[str, Any] | None = None, *, numbered: bool = True,
+              ) -> tuple[list[Any], bool]:
+        """Every page of a list answer: ``(items, truncated)``. See :mod:`.paging`.
+
+        ``numbered=False`` follows next-page links only (the catalog: page numbers are an
+        extension of GET requests, not of GET services).
+        """
         value, response = self._fetch(resource, params)
         items = self._as_list(value, resource)
         link = next_link(response, self.endpoint) if self.paging != "off" else None
@@ -232,17 +237,18 @@ class Open311Client:
             link, pages = next_link(response, self.endpoint), pages + 1
         if link:
             return items, self._truncated(resource, pages)
-        if pages > 1 or self.paging != "auto" or self.pages.unsupported:
+        if pages > 1 or not numbered or self.paging != "auto" or self.pages.unsupported:
             return items, False
         if len(items) < max(self.page_probe_min, self.pages.page_size or 0):
             return items, False  # shorter than any page this server cuts: complete
-        return self._numbered(resource, params, items)
+        return self._numbered(resource, params or {}, items)
 
     def _numbered(self, resource: str, params: dict[str, Any], first: list[Any]) -> tuple[list[Any], bool]:
         """Pages after a long first page, by ``page``/``page_size`` (the base detected once)."""
         size, state = len(first), self.pages
         items, seen, pages = list(first), set(page_ids(first)), 1
-        if state.base is None:
+        detecting = state.base is None
+        if detecting:
             try:
                 probe = self._as_list(self._get(resource, dict(params, page=1, page_size=size)), resource)
             except BadRequest:
@@ -267,7 +273,11 @@ class Open311Client:
             fresh = [i for i, k in zip(batch, ids) if k not in seen]
             if not fresh:
                 # Empty, or pages seen already: the end (uReport answers the last page again past
-                # it), or a server that ignores `page` and answered the first page again.
+                # it), or a server that ignores `page` and answered the first page again; seen
+                # while detecting, the latter is remembered so later listings skip the probe.
+                if detecting and state.base == 1 and pages == 1 and set(ids) == seen:
+                    state.unsupported = True
+                    log.info("GET %s: the server ignores page/page_size; one answer per window", resource)
                 return items, False
             items.extend(fresh)
             seen.update(ids)
@@ -288,7 +298,9 @@ class Open311Client:
 
     def services(self) -> list[Service]:
         """The service catalog (GET services)."""
-        items = self._items("services")
+        items, truncated = self._list("services", numbered=False)
+        if truncated:
+            log.warning("GET services: the catalog was cut at max_pages=%d", self.max_pages)
         return [s for s in (parse.service(i) for i in items if isinstance(i, dict)) if s is not None]
 
     def service_definition(self, code: str) -> ServiceDefinition:
