@@ -39,6 +39,39 @@ class PluginRef(_Strict):
         return self.name or self.plugin
 
 
+#: The variable holding the Open311 api_key when the city YAML names none (README, Configuration).
+DEFAULT_API_KEY_ENV = "SOCIAL311_OPEN311_API_KEY"
+
+
+class TicketingRef(PluginRef):
+    """The ticketing plugin, plus what the orchestration layer needs around it: its secret's name
+    and the filing ledger's retry policy. Every default lives here, nowhere else.
+
+    ``api_key_env`` and ``max_attempts`` may also be written inside ``config`` (where the README
+    has always shown ``api_key_env``); they are lifted out before the plugin validates its config.
+    """
+
+    api_key_env: str = Field(DEFAULT_API_KEY_ENV, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                             description="the NAME of the environment variable holding the api_key, never the key")
+    max_attempts: int = Field(3, ge=1, le=100, description="POSTs of one ticket before it ends `failed` "
+                              "(5xx and timeouts included: each is settled by a marker search first)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_from_config(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
+            return data
+        config, data = dict(data["config"]), dict(data)
+        for key in ("api_key_env", "max_attempts"):
+            if key in config:
+                value = config.pop(key)
+                if key in data and data[key] != value:
+                    raise ValueError(f"ticketing.{key} and ticketing.config.{key} differ; give it once")
+                data[key] = value
+        data["config"] = config
+        return data
+
+
 class Thresholds(_Strict):
     """Tunable decisions of the pipeline. Defaults suit the demo city."""
 
@@ -103,7 +136,7 @@ class CityConfig(_Strict):
         description="more boundary versions (e.g. the wards before a redistricting), each a GIS plugin "
         "with its own boundary_version and valid_from/valid_to; the `gis` plugin's wards are one more",
     )
-    ticketing: PluginRef
+    ticketing: TicketingRef
     thresholds: Thresholds = Thresholds()
     service_attributes: dict[str, dict[str, str | list[str]]] = Field(
         default_factory=dict,

@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import PrivateAttr
 
-from social311.config import CityConfig, load_config
+from social311.config import CityConfig, ConfigError, load_config
 from social311.integrations import registry
 from social311.integrations.gis.base import GISPlugin
 from social311.integrations.sources.base import SourcePlugin
@@ -49,11 +49,18 @@ class CityResource(dg.ConfigurableResource):
         """The configured GIS plugin."""
         return registry.build("gis", self.load().gis)
 
-    def ticketing(self) -> TicketingPlugin:
-        """The configured ticketing plugin, with its secret resolved from the environment."""
+    def ticketing(self, *, require_key: bool = False) -> TicketingPlugin:
+        """The configured ticketing plugin, with its secret resolved from the environment.
+
+        Args:
+            require_key: filing: a missing or empty key variable is a :class:`ConfigError`
+                before anything is sent (reads need no key).
+        """
         ref = self.load().ticketing
-        secret_env = ref.config.get("api_key_env")
-        secret = os.environ.get(secret_env) if secret_env else None
+        secret = os.environ.get(ref.api_key_env) or None
+        if require_key and secret is None:
+            raise ConfigError(f"filing is enabled but the environment variable {ref.api_key_env} "
+                              "(ticketing.api_key_env) holding the Open311 api_key is not set")
         return registry.build("ticketing", ref, api_key=secret)
 
     def pseudonym_key(self) -> str:

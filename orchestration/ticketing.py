@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 
 from social311.config import Thresholds
-from social311.integrations.ticketing.base import TicketingError, TicketingPlugin
+from social311.integrations.ticketing.base import KeyRefused, TicketingError, TicketingPlugin
 from social311.integrations.ticketing.ledger import DRAFTABLE_STATES, TicketLedger, marker_for, open_request_nearby
 from social311.orchestration.quality import Suite, gx_check, sql_check
 from social311.orchestration.resources import CityResource
@@ -23,6 +23,10 @@ TICKET_LEDGER = dg.AssetKey(["ops", "ticket_ledger"])
 def service_catalog(context: dg.AssetExecutionContext, city: CityResource) -> dg.MaterializeResult:
     """The city's Open311 service catalog (GET services), refreshed each run."""
     services = city.ticketing().services()
+    if not services:
+        # issue-reporting answers an unknown jurisdiction_id with an empty list, not a 404: a run
+        # that went on would type and file nothing without a word. The stored catalog is kept.
+        raise dg.Failure(description=empty_catalog_message(city.load()))
     now = datetime.now(timezone.utc)
     with connect(city.load().duckdb_path) as con:
         con.execute("begin transaction")
@@ -34,6 +38,15 @@ def service_catalog(context: dg.AssetExecutionContext, city: CityResource) -> dg
         )
         con.execute("commit")
     return dg.MaterializeResult(metadata={"services": len(services)})
+
+
+def empty_catalog_message(cfg) -> str:
+    """One line for a server that lists no services: what to check."""
+    ref = cfg.ticketing
+    jurisdiction = ref.config.get("jurisdiction_id")
+    hint = (f"is jurisdiction_id {jurisdiction!r} right? (some servers answer an unknown one with an empty list)"
+            if jurisdiction else "check ticketing.config.endpoint")
+    return f"the Open311 server lists no services; nothing can be typed or filed: {hint}"
 
 
 def ticket_request(incident: dict, *, city_name: str, attributes: dict | None = None) -> TicketRequest:
@@ -66,13 +79,15 @@ def _open_requests(plugin: TicketingPlugin | None, codes: set[str], thresholds: 
 def ticket_ledger(context: dg.AssetExecutionContext, city: CityResource) -> dg.MaterializeResult:
     """Files one Open311 ticket per ready incident through the exactly-once ledger (dry run unless enabled)."""
     cfg = city.load()
-    plugin = city.ticketing() if cfg.filing_enabled else None
+    # Filing without a key would end every ticket in errors (or, on some servers, in 500s that
+    # read as "may exist"): stop before anything is sent, with the variable to set.
+    plugin = city.ticketing(require_key=True) if cfg.filing_enabled else None
     with connect(cfg.duckdb_path) as con:
         cur = con.execute("select * from ops.incidents where status = 'ready' order by first_seen_at, incident_id")
         names = [d[0] for d in cur.description]
         ready = {row[0]: dict(zip(names, row)) for row in cur.fetchall()}
         with_definition = {r[0] for r in con.execute("select service_code from ops.service_catalog where metadata").fetchall()}
-        ledger = TicketLedger(con)
+        ledger = TicketLedger(con, max_attempts=cfg.ticketing.max_attempts, server_limit=cfg.history.server_limit)
         due = ledger.due(ready)
         nearby = _open_requests(plugin, {ready[i]["service_code"] for i in due}, cfg.thresholds) if due else []
         outcomes: dict[str, int] = {}
@@ -99,7 +114,12 @@ def ticket_ledger(context: dg.AssetExecutionContext, city: CityResource) -> dg.M
                     existing := open_request_nearby(request, nearby, cfg.thresholds.link_radius_m)):
                 state = ledger.link(incident_id, request, existing).state
             else:
-                state = ledger.file(plugin, incident_id, request).state
+                try:
+                    state = ledger.file(plugin, incident_id, request).state
+                except KeyRefused as exc:
+                    # Every other ticket would be refused the same way; this one waits, unspent.
+                    raise dg.Failure(description=f"filing stopped: the Open311 server refused the api_key in "
+                                     f"${cfg.ticketing.api_key_env}: {exc}") from None
             outcomes[state] = outcomes.get(state, 0) + 1
             if done % log_every == 0 or done == len(due):
                 context.log.info(f"tickets filed {done}/{len(due)}: {outcomes}")

@@ -55,11 +55,13 @@ def test_a_lost_reply_is_reconciled_by_marker_without_a_second_post(sandbox, plu
 
 
 def test_an_ambiguous_failure_that_did_not_commit_is_retried_after_reconciling(sandbox, plugin, ledger):
-    led, _ = ledger
+    led, clock = ledger
     sandbox.faults.fail_next_5xx = 1
     outcome = led.file(plugin, "inc-c", request_for("inc-c"))
     assert outcome.state == "pending" and "503" in outcome.error
     assert sandbox.requests_filed() == 0
+    assert led.due(["inc-c"]) == [], "a pending ticket waits its backoff like any retry"
+    clock.now += timedelta(minutes=6)
     assert "inc-c" in led.due(["inc-c"])
     retried = led.file(plugin, "inc-c", request_for("inc-c"))
     assert retried.state == "submitted"
@@ -205,6 +207,8 @@ def test_turning_filing_off_keeps_a_ticket_that_may_be_on_the_server_for_its_mar
         sandbox.faults.reset_next_replies = 2  # the POST's reply and the reconcile right after it
         assert TicketLedger(con).file(plugin, "inc-sent", request_for("inc-sent")).state == "pending"
         now = datetime.now(timezone.utc)
+        # Its backoff is over: the dry run below meets it as a due ticket.
+        con.execute("update ops.ticket_ledger set next_attempt_at = ?", [now - timedelta(seconds=1)])
         con.executemany(
             "insert into ops.incidents (incident_id, service_code, ward_id, lat, lon, first_seen_at, last_seen_at, "
             "post_count, representative_text, confidence, status) values (?, 'STREETLIGHT', '1', 41.88, -87.63, ?, ?, 1, "

@@ -22,6 +22,14 @@ class SubmitRejected(TicketingError):
     """The server definitely did not create the ticket (4xx, validation). Safe to fix and retry."""
 
 
+class KeyRefused(SubmitRejected):
+    """The server refused the api_key (401/403, or a 400 saying so), or none is configured.
+
+    Every other ticket would be refused the same way, so the ledger stops the pass at the first
+    one and the run says which variable to fix; the ticket is not at fault and loses no attempt.
+    """
+
+
 class SubmitAmbiguous(TicketingError):
     """The ticket may or may not exist (timeout, reset, 5xx after sending). Reconcile first."""
 

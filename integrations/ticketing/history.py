@@ -1,29 +1,24 @@
 """A city's past service requests, read through any ticketing plugin's ``find`` (GET requests).
 
 Servers cap one GET requests answer and drop the rest without saying so (the spec: 90 days or
-1000 requests, whichever is smaller; Chicago pages by 50), and paging extensions differ from
-server to server or are refused outright (OPEN311.md). A ``start_date``/``end_date`` window is
-the one filter every server honours, so the history is read window by window, newest first: a
-window that comes back full (as many requests as the server's limit) is split in two and asked
-again, until every window comes back whole.
+1000 requests, whichever is smaller; issue-reporting pages by 100, Chicago by 50), and paging
+extensions differ from server to server or are refused outright (OPEN311.md). The client follows
+whatever pages the server offers; the history is then read window by window, newest first, and a
+window that still comes back full is split in two and asked again (:mod:`.search`).
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from social311.integrations.ticketing.base import TicketingPlugin
-from social311.integrations.ticketing.client.encode import MAX_WINDOW, windows
 from social311.integrations.ticketing.ledger import MARKER_PREFIX
+from social311.integrations.ticketing.search import MIN_SPAN, walk
 from social311.privacy import mask_personal_data
 from social311.records import ServiceRequest
 
-log = logging.getLogger(__name__)
-
-#: A window this short that still comes back full is taken as it is (a burst the cap hides).
-MIN_SPAN = timedelta(minutes=1)
+__all__ = ["MIN_SPAN", "Harvest", "HistoryRow", "harvest", "history_rows"]
 
 
 @dataclass
@@ -31,10 +26,11 @@ class Harvest:
     """What one harvest read.
 
     Attributes:
-        requests: each id once, newest window first.
-        calls: GET requests calls made.
+        requests: each id once, newest first.
+        calls: GET requests calls made (windows; the client's extra pages are not counted).
         splits: windows that came back full and were asked again in halves.
-        truncated: windows still full at ``MIN_SPAN`` (some of their requests were not seen).
+        truncated: windows still full at ``MIN_SPAN`` or cut by paging (some of their requests
+            were not seen).
     """
 
     requests: list[ServiceRequest] = field(default_factory=list)
@@ -63,31 +59,12 @@ def harvest(plugin: TicketingPlugin, *, start: datetime, end: datetime, server_l
         TicketingError: when a call fails (after the plugin's own retries); the caller keeps
             what it stored before, and the next harvest asks for the same windows again.
     """
-    out = Harvest()
-    seen: dict[str, ServiceRequest] = {}
-    # A stack whose top is the newest window: the newest requests are read first, so a
-    # ``max_requests`` cut keeps the recent history.
-    stack = list(windows(start, end, MAX_WINDOW)) if end > start else [(start, end)]
-    while stack and (max_requests is None or len(seen) < max_requests):
-        lo, hi = stack.pop()
-        found = plugin.find(start=lo, end=hi, status=statuses)
-        out.calls += 1
-        if len(found) >= server_limit:
-            if hi - lo > MIN_SPAN:
-                mid = lo + (hi - lo) / 2
-                stack += [(lo, mid), (mid, hi)]
-                out.splits += 1
-                continue
-            out.truncated += 1
-            log.warning("GET requests %s..%s still returns the server's limit (%d); some requests are not seen",
-                        lo, hi, server_limit)
-        # Windows share their boundary instant: a request on it is answered twice.
-        for item in found:
-            seen.setdefault(item.service_request_id, item)
-    newest_first = sorted(seen.values(), key=lambda r: (r.requested_datetime is not None, r.requested_datetime),
+    done = walk(plugin, start=start, end=end, server_limit=server_limit, statuses=statuses, newest_first=True,
+                max_requests=max_requests)
+    newest_first = sorted(done.requests, key=lambda r: (r.requested_datetime is not None, r.requested_datetime),
                           reverse=True)
-    out.requests = newest_first[:max_requests] if max_requests is not None else newest_first
-    return out
+    return Harvest(requests=newest_first[:max_requests] if max_requests is not None else newest_first,
+                   calls=done.calls, splits=done.splits, truncated=done.truncated)
 
 
 @dataclass(frozen=True)

@@ -6,15 +6,24 @@ ticket. The ledger closes both gaps:
 1. the intent is written first (state ``pending``) with a reference *marker* that also goes into
    the ticket's description;
 2. the id is recorded after the server answers (``submitted``, or ``awaiting_token``);
-3. after an ambiguous failure (timeout, reset, 5xx after sending) the row stays ``pending`` and,
-   before any new attempt, the server is searched for the marker (``reconcile``);
-4. a definite rejection waits (``retry_wait``) with backoff, then ends ``failed`` with the
-   server's reason after ``max_attempts``.
+3. after an ambiguous failure (timeout, reset, 5xx, an HTML page or an unreadable 2xx) the row
+   stays ``pending`` and, before any new attempt, the server is searched for the marker
+   (``reconcile``), every page of every window since the intent, narrowed to its service
+   (:mod:`.search`); a search that fails or cannot see the whole span ("cannot search") sends
+   nothing and waits;
+4. one retry policy for every not-yet-filed state: each attempt waits its backoff (5 minutes,
+   then 30), and after ``max_attempts`` POSTs the row ends ``failed`` with the server's words,
+   whether the refusals were definite (``retry_wait`` in between) or ambiguous (``pending`` in
+   between, each settled by a marker search that did not find the ticket);
+5. a refused or missing api_key (:class:`KeyRefused`) costs no attempt and stops the pass: every
+   other ticket would be refused the same way.
 
 States::
 
-    pending -> submitted | awaiting_token -> submitted
-    pending -> retry_wait -> pending ... -> failed
+    pending -> submitted | awaiting_token -> submitted (by token, or by marker where the server
+                                                        has no token lookup)
+    pending -> pending (backoff) ... -> failed       (ambiguous failures, marker never found)
+    pending -> retry_wait -> pending ... -> failed   (definite refusals)
     dry_run  (filing disabled: the request is drafted and kept, never sent)
     held     (not sent: the request would be invalid, e.g. a required attribute is unknown)
     linked   (not sent: the city already has an open request of the same service nearby;
@@ -30,7 +39,14 @@ from datetime import datetime, timedelta, timezone
 
 import duckdb
 
-from social311.integrations.ticketing.base import SubmitAmbiguous, SubmitRejected, TicketingError, TicketingPlugin
+from social311.integrations.ticketing.base import (
+    KeyRefused,
+    SubmitAmbiguous,
+    SubmitRejected,
+    TicketingError,
+    TicketingPlugin,
+)
+from social311.integrations.ticketing.search import walk
 from social311.models.geo import haversine_m
 from social311.records import ServiceRequest, TicketRequest
 from social311.warehouse import registered
@@ -90,17 +106,28 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _backoff(attempts: int) -> timedelta:
-    return BACKOFF[min(attempts, len(BACKOFF)) - 1] if attempts > 0 else BACKOFF[0]
+def _backoff(attempts: int, schedule: tuple[timedelta, ...] = BACKOFF) -> timedelta:
+    return schedule[min(attempts, len(schedule)) - 1] if attempts > 0 else schedule[0]
 
 
 class TicketLedger:
     """The filing ledger over an open DuckDB connection (table ``ops.ticket_ledger``)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, *, max_attempts: int = 3, clock: Callable[[], datetime] = _now):
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, max_attempts: int = 3, clock: Callable[[], datetime] = _now,
+                 server_limit: int = 1000, backoff: tuple[timedelta, ...] = BACKOFF):
+        """Args:
+            con: an open warehouse connection.
+            max_attempts: POSTs before a ticket ends ``failed``.
+            clock: the time (tests step it through backoff).
+            server_limit: the most requests the server answers for one GET without paging; a
+                marker-search window answering that many is split (``history.server_limit``).
+            backoff: the wait after the 1st, 2nd... attempt (the last repeats); FixMyStreet's by default.
+        """
         self.con = con
         self.max_attempts = max_attempts
         self.clock = clock
+        self.server_limit = server_limit
+        self.backoff = tuple(backoff) or BACKOFF
 
     def row(self, incident_id: str) -> dict | None:
         """The ledger row of one incident, or None."""
@@ -109,7 +136,7 @@ class TicketLedger:
         return dict(zip([d[0] for d in cur.description], found)) if found else None
 
     def due(self, incident_ids: Iterable[str]) -> list[str]:
-        """The incidents that may be attempted now: new ones, pending ones, retries whose wait is over."""
+        """The incidents that may be attempted now: new ones, and pending or waiting ones whose backoff is over."""
         now = self.clock()
         # One query for the whole ledger, not one per incident (14,000 incidents took ~20 s).
         known = {incident_id: (state, next_attempt_at) for incident_id, state, next_attempt_at in self.con.execute(
@@ -117,9 +144,9 @@ class TicketLedger:
         due = []
         for incident_id in incident_ids:
             state, next_attempt_at = known.get(incident_id, (None, None))
-            if state is None or state in ("pending", "dry_run", "held"):
+            if state is None or state in ("dry_run", "held"):
                 due.append(incident_id)
-            elif state == "retry_wait" and (next_attempt_at is None or next_attempt_at <= now):
+            elif state in ("pending", "retry_wait") and (next_attempt_at is None or next_attempt_at <= now):
                 due.append(incident_id)
         return due
 
@@ -145,19 +172,19 @@ class TicketLedger:
         return FilingOutcome(incident_id, "linked", existing.service_request_id)
 
     def requeue(self, incident_id: str) -> bool:
-        """Give a ``failed`` or ``retry_wait`` ticket a fresh set of attempts on the next run.
+        """Give a ``failed``, ``retry_wait`` or ``pending`` ticket a fresh set of attempts on the next run.
 
-        For after a fix (a service code mapped again, a required field configured). Safe: both
-        states follow definite refusals, so the server holds no ticket for them. ``pending`` is
-        left alone: it may exist on the server and is reconciled by every run anyway.
+        For after a fix (a service code mapped again, a key set, a server repaired). A ``failed``
+        ticket may have ended after ambiguous 5xx answers, so it may exist on the server: the row
+        becomes ``pending`` and the next run searches for its marker before any POST.
 
         Returns:
             True when the ticket was requeued.
         """
         row = self.row(incident_id)
-        if row is None or row["state"] not in ("failed", "retry_wait"):
+        if row is None or row["state"] not in ("failed", "retry_wait", "pending"):
             return False
-        self._set(incident_id, state="retry_wait", attempts=0, next_attempt_at=self.clock())
+        self._set(incident_id, state="pending", attempts=0, next_attempt_at=self.clock())
         return True
 
     def states(self, incident_ids: Iterable[str]) -> dict[str, str]:
@@ -207,6 +234,10 @@ class TicketLedger:
         """File one incident exactly once. ``request.description`` must contain its marker.
 
         Never raises for server trouble: the outcome and the ledger say what happened.
+
+        Raises:
+            KeyRefused: the api_key is missing or refused; the row waits in ``retry_wait``
+                without losing an attempt, and the caller should stop filing.
         """
         marker = marker_for(incident_id)
         if marker not in request.description:
@@ -216,22 +247,35 @@ class TicketLedger:
             return FilingOutcome(incident_id, row["state"], row["service_request_id"])
         if row is not None and row["state"] == "pending":
             # A previous attempt may have reached the server: look before sending again, and
-            # send nothing when the server could not be asked (that is how duplicates happen).
+            # send nothing when the server could not be searched (that is how duplicates happen).
             reached, found = self._search(plugin, incident_id)
             if found is not None:
                 return found
             if not reached:
+                self._set(incident_id, next_attempt_at=self.clock() + _backoff(max(row["attempts"], 1), self.backoff))
                 return FilingOutcome(incident_id, "pending", error=self.row(incident_id)["last_error"])
+            if row["attempts"] >= self.max_attempts:
+                return self._give_up(incident_id)
         attempts = (row["attempts"] if row else 0) + 1
         self._upsert(incident_id, request, state="pending", attempts=attempts)
         try:
             result = plugin.submit(request)
+        except KeyRefused as exc:
+            # Not this ticket's fault and nothing was filed: no attempt spent, due again at once
+            # when the key is fixed. The caller stops the pass (see KeyRefused).
+            self._set(incident_id, state="retry_wait", attempts=attempts - 1, last_error=_reason(exc),
+                      next_attempt_at=self.clock())
+            raise
         except SubmitRejected as exc:
             return self._rejected(incident_id, attempts, exc)
         except SubmitAmbiguous as exc:
-            self._set(incident_id, state="pending", last_error=_reason(exc), next_attempt_at=self.clock() + _backoff(attempts))
-            found = self.reconcile(plugin, incident_id)
-            return found or FilingOutcome(incident_id, "pending", error=self.row(incident_id)["last_error"])
+            self._set(incident_id, state="pending", last_error=_reason(exc), next_attempt_at=self.clock() + _backoff(attempts, self.backoff))
+            reached, found = self._search(plugin, incident_id)
+            if found is not None:
+                return found
+            if reached and attempts >= self.max_attempts:
+                return self._give_up(incident_id)
+            return FilingOutcome(incident_id, "pending", error=self.row(incident_id)["last_error"])
         if result.service_request_id:
             self._set(incident_id, state="submitted", service_request_id=result.service_request_id, last_error=None, filed_at=self.clock())
             return FilingOutcome(incident_id, "submitted", result.service_request_id)
@@ -242,30 +286,42 @@ class TicketLedger:
         self._set(incident_id, state="submitted", last_error=None, filed_at=self.clock())
         return FilingOutcome(incident_id, "submitted")
 
+    def _give_up(self, incident_id: str) -> FilingOutcome:
+        """``failed`` after ``max_attempts`` ambiguous POSTs whose ticket the marker search never found."""
+        error = _post_error(self.row(incident_id)["last_error"]) or "no answer"
+        error = f"{error} (after {self.max_attempts} attempts; the ticket's marker is not on the server)"[:1000]
+        self._set(incident_id, state="failed", last_error=error, next_attempt_at=None)
+        return FilingOutcome(incident_id, "failed", error=error)
+
     def reconcile(self, plugin: TicketingPlugin, incident_id: str) -> FilingOutcome | None:
         """Search the server for this incident's marker; record the id if the ticket exists."""
         return self._search(plugin, incident_id)[1]
 
     def _search(self, plugin: TicketingPlugin, incident_id: str) -> tuple[bool, FilingOutcome | None]:
-        """``(whether the server answered, the outcome when the ticket was found)``."""
+        """``(whether the whole span was searched, the outcome when the ticket was found)``.
+
+        Every request of the incident's service since its intent (less a margin) is read, page
+        by page and window by window; "not found" is only said when nothing was left unseen.
+        """
         row = self.row(incident_id)
         if row is None:
             return True, None
         marker = marker_for(incident_id)
         try:
-            candidates = plugin.find(
-                service_codes=[row["service_code"]],
-                start=row["created_at"] - RECONCILE_MARGIN,
-                end=self.clock() + RECONCILE_MARGIN,
-            )
+            done = walk(plugin, start=row["created_at"] - RECONCILE_MARGIN, end=self.clock() + RECONCILE_MARGIN,
+                        server_limit=self.server_limit, service_codes=[row["service_code"]], newest_first=False,
+                        stop=lambda candidate: marker in (candidate.description or ""))
         except TicketingError as exc:
-            self._set(incident_id, last_error=f"reconcile failed: {_reason(exc)}")
+            self._set(incident_id, last_error=_searched(f"reconcile failed: {_reason(exc)}", row["last_error"]))
             return False, None
-        for candidate in candidates:
-            if candidate.description and marker in candidate.description:
-                self._set(incident_id, state="submitted", service_request_id=candidate.service_request_id, last_error=None,
-                          filed_at=row["filed_at"] or self.clock())
-                return True, FilingOutcome(incident_id, "submitted", candidate.service_request_id)
+        if done.match is not None:
+            self._set(incident_id, state="submitted", service_request_id=done.match.service_request_id, last_error=None,
+                      filed_at=row["filed_at"] or self.clock())
+            return True, FilingOutcome(incident_id, "submitted", done.match.service_request_id)
+        if not done.complete:
+            self._set(incident_id, last_error=_searched(
+                f"reconcile failed: {done.truncated} window(s) of the search could not be read whole", row["last_error"]))
+            return False, None
         return True, None
 
     def resolve_tokens(self, plugin: TicketingPlugin) -> int:
@@ -276,8 +332,15 @@ class TicketLedger:
             try:
                 service_request_id = plugin.resolve_token(token)
             except TicketingError as exc:
-                # The token is safe in the ledger; the next run asks again.
-                self._set(incident_id, last_error=f"token lookup failed: {_reason(exc)}")
+                # Some servers have no token lookup at all (issue-reporting: an HTML 404 for every
+                # token); the ticket carries its marker, so it is found the other way. The token
+                # stays in the ledger either way, and the next run asks again.
+                reached, found = self._search(plugin, incident_id)
+                if found is not None:
+                    resolved += 1
+                elif reached:
+                    self._set(incident_id, last_error=f"token lookup failed: {_reason(exc)}; "
+                                                      "the marker search has not found the ticket yet")
                 continue
             if service_request_id:
                 self._set(incident_id, state="submitted", service_request_id=service_request_id)
@@ -295,11 +358,13 @@ class TicketLedger:
         if attempts >= self.max_attempts:
             self._set(incident_id, state="failed", last_error=_reason(exc), next_attempt_at=None)
             return FilingOutcome(incident_id, "failed", error=_reason(exc))
-        self._set(incident_id, state="retry_wait", last_error=_reason(exc), next_attempt_at=self.clock() + _backoff(attempts))
+        self._set(incident_id, state="retry_wait", last_error=_reason(exc), next_attempt_at=self.clock() + _backoff(attempts, self.backoff))
         return FilingOutcome(incident_id, "retry_wait", error=_reason(exc))
 
     def _upsert(self, incident_id: str, request: TicketRequest, *, state: str, attempts: int) -> None:
         now = self.clock()
+        # created_at is the first intent to POST (a draft's or hold's time is not): the marker
+        # search starts there.
         self.con.execute(
             """
             insert into ops.ticket_ledger
@@ -307,7 +372,9 @@ class TicketLedger:
             values (?, ?, ?, ?, ?, ?, ?, ?)
             on conflict (incident_id) do update set
                 state = excluded.state, attempts = excluded.attempts, service_code = excluded.service_code,
-                request_json = excluded.request_json, updated_at = excluded.updated_at
+                request_json = excluded.request_json, updated_at = excluded.updated_at,
+                created_at = case when ticket_ledger.state in ('dry_run', 'held') and excluded.state = 'pending'
+                                  then excluded.created_at else ticket_ledger.created_at end
             """,
             [incident_id, marker_for(incident_id), state, request.service_code, attempts,
              json.dumps(request.model_dump(mode="json"), sort_keys=True), now, now],
@@ -320,5 +387,25 @@ class TicketLedger:
 
 
 def _reason(exc: TicketingError) -> str:
-    status = f"HTTP {exc.status}: " if getattr(exc, "status", None) else ""
-    return f"{type(exc).__name__}: {status}{exc}"[:1000]
+    """``Kind: HTTP 500: the server's words``, the status said once."""
+    status = getattr(exc, "status", None)
+    prefix = f"HTTP {status}: " if status and f"HTTP {status}" not in str(exc) else ""
+    return f"{type(exc).__name__}: {prefix}{exc}"[:1000]
+
+
+_LAST_POST = " | last POST: "
+
+
+def _post_error(last_error: str | None) -> str | None:
+    """The last POST's error kept in a ledger message (search failures keep it after theirs)."""
+    if not last_error:
+        return None
+    if _LAST_POST in last_error:
+        return last_error.split(_LAST_POST, 1)[1]
+    return None if last_error.startswith("reconcile failed") else last_error
+
+
+def _searched(message: str, previous: str | None) -> str:
+    """A failed search's message, keeping the server's words of the last POST for ``failed``."""
+    post = _post_error(previous)
+    return (message + (_LAST_POST + post if post else ""))[:1000]

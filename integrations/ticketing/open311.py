@@ -1,8 +1,9 @@
 """Open311 GeoReport v2 ticketing plugin: the city's 311 system behind any conformant endpoint.
 
 Configured in the city YAML under ``ticketing`` with ``plugin: open311``. The api_key is named
-by ``api_key_env`` only; the orchestration layer reads that variable at run time and passes the
-secret to the constructor, so this module never touches ``os.environ``.
+by ``ticketing.api_key_env`` only (``core/config.py``, default ``SOCIAL311_OPEN311_API_KEY``); the
+orchestration layer reads that variable at run time and passes the secret to the constructor, so
+this module never touches ``os.environ``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ class Open311Config(PluginConfig):
 
     endpoint: str = Field(description="base URL, e.g. https://311.city.gov/open311/v2/")
     jurisdiction_id: str | None = Field(None, description="only for multi-jurisdiction endpoints")
-    api_key_env: str = Field("SOCIAL311_OPEN311_API_KEY", description="NAME of the env var holding the api_key")
     format: Literal["json", "xml"] = "json"
     timeout_connect_s: float = Field(3.05, gt=0)
     timeout_read_s: float = Field(30, gt=0)
@@ -38,6 +38,11 @@ class Open311Config(PluginConfig):
     multivalue_encoding: Literal["brackets", "repeat"] = "brackets"
     location_policy: Literal["latlong", "address", "both"] = "latlong"
     updated_after: bool = Field(True, description="the server filters GET requests by updated_after (status sync)")
+    paging: Literal["auto", "links", "off"] = Field("auto", description="list answers: follow next-page links and "
+                                                    "detect page/page_size (auto), follow links only, or read one page")
+    max_pages: int = Field(100, ge=1, description="the most pages one list call reads; a window cut there is "
+                           "logged and never taken as complete by the marker search")
+    page_probe_min: int = Field(20, ge=2, description="a first page this long, without a next link, may have more")
 
 
 class Open311Ticketing(TicketingPlugin):
@@ -65,6 +70,9 @@ class Open311Ticketing(TicketingPlugin):
             email=config.email,
             retries=config.get_retries,
             backoff_factor=config.backoff_s,
+            paging=config.paging,
+            max_pages=config.max_pages,
+            page_probe_min=config.page_probe_min,
         )
 
     def __repr__(self) -> str:
@@ -96,7 +104,12 @@ class Open311Ticketing(TicketingPlugin):
         end: datetime | None = None,
         status: list[str] | None = None,
     ) -> list[ServiceRequest]:
-        """Tickets matching the filters; ranges over 90 days are queried window by window."""
+        """Tickets matching the filters, every page; ranges over 90 days are queried window by window.
+
+        The answer is a :class:`~social311.integrations.ticketing.client.models.Found`: it says
+        when paging was cut short or the server ignored the dates (requests outside the window
+        are dropped), which the marker search needs to know.
+        """
         return self.client.requests(service_codes=service_codes, start=start, end=end, status=status)
 
     def updates_since(self, since: datetime) -> list[ServiceRequest] | None:

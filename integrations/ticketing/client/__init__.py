@@ -1,6 +1,6 @@
 """Open311 GeoReport v2 client: JSON and XML into the shared records, typed errors."""
 
-from social311.integrations.ticketing.base import SubmitAmbiguous, SubmitRejected, TicketingError
+from social311.integrations.ticketing.base import KeyRefused, SubmitAmbiguous, SubmitRejected, TicketingError
 from social311.integrations.ticketing.client.errors import (
     BadRequest,
     Forbidden,
@@ -21,6 +21,7 @@ __all__ = [
     "BadRequest",
     "Discovery",
     "Forbidden",
+    "KeyRefused",
     "NotFound",
     "Open311Client",
     "Open311Error",

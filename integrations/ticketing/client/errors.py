@@ -15,6 +15,8 @@ from collections.abc import Iterable
 
 from social311.integrations.ticketing.base import TicketingError
 
+
+
 _MAX_MESSAGE = 500
 
 
@@ -84,12 +86,39 @@ def error_class(status: int) -> type[Open311Error]:
     return BadRequest
 
 
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every occurrence of each non-empty secret with ``***``."""
+#: Query parameters whose values are secrets wherever a URL is printed (``api_key``, ``token``...).
+_SECRET_PARAM = re.compile(r"([?&;](?:[^=&;\s\"'<>]*(?:key|token|secret|passw|pwd|signature|sig|auth)[^=&;\s\"'<>]*)=)"
+                           r"[^&;\s\"'<>]*", re.I)
+#: The password of ``scheme://user:password@host`` (userinfo).
+_USERINFO = re.compile(r"(//[^/@:\s\"'<>]*:)[^@/\s\"'<>]*@")
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` with each non-empty secret, URL passwords and secret query values as ``***``.
+
+    URLs reach messages through requests' and urllib3's exceptions (``Max retries exceeded with
+    url: /requests.json?api_key=...``) and through ``response.url``; every message this client
+    builds passes here, so a key in a query string or a password in the endpoint never reaches a
+    log, the ledger or the Dagster event log.
+    """
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
-    return text
+    text = _USERINFO.sub(r"\1***@", text)
+    return _SECRET_PARAM.sub(r"\1***", text)
+
+
+def redact_url(url: str) -> str:
+    """A URL fit to print: the userinfo password and secret query values replaced by ``***``."""
+    return redact(url)
+
+
+_KEY_WORDS = re.compile(r"api[\s_-]?key|InvalidApp|authenticat|unauthori[sz]ed", re.I)
+
+
+def is_key_refusal(status: int, message: str | None) -> bool:
+    """Whether a POST refusal is about the api_key (lenient servers answer 400, not 403)."""
+    return status in (401, 403) or (status == 400 and bool(message) and bool(_KEY_WORDS.search(message or "")))
 
 
 def _flatten(value: object) -> list[str]:

@@ -6,40 +6,69 @@ file a second ticket. A POST failure is typed instead: :class:`SubmitRejected` w
 definitely refused (4xx), :class:`SubmitAmbiguous` when it may have committed (timeout, reset,
 5xx, an unreadable 2xx), which the ledger reconciles before trying again.
 
-The api_key travels only in POST form bodies; it is redacted from every message this module
-builds and never logged.
+List answers are paged (:mod:`.paging`): next-page links are followed, page numbers detected
+once per server, and a listing cut at ``max_pages`` is flagged ``truncated``.
+
+The api_key travels only in POST form bodies; it, the endpoint's password and any secret query
+value are redacted from every message this module builds and never logged.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import requests
 
-from social311.integrations.ticketing.base import SubmitAmbiguous, SubmitRejected
+from social311.integrations.ticketing.base import KeyRefused, SubmitAmbiguous, SubmitRejected
 from social311.integrations.ticketing.client import decode, encode, parse
 from social311.integrations.ticketing.client.errors import (
+    BadRequest,
     NotFound,
     Open311Error,
     RateLimited,
     ResponseParseError,
     TransportError,
     error_class,
+    is_key_refusal,
     parse_error_body,
     redact,
 )
-from social311.integrations.ticketing.client.models import Discovery, ServiceDefinition
+from social311.integrations.ticketing.client.models import Discovery, Found, ServiceDefinition
+from social311.integrations.ticketing.client.paging import PagingState, detect_base, next_link, page_ids
 from social311.integrations.ticketing.client.session import build_session
 from social311.records import Service, ServiceRequest, SubmitResult, TicketRequest
 
 log = logging.getLogger(__name__)
 
 _FORM = "application/x-www-form-urlencoded; charset=utf-8"
+_SLACK = timedelta(seconds=1)  # dates are sent in whole seconds
+#: Keys that make a lone JSON object one list item; any other object is not a list answer.
+_ITEM_KEYS = frozenset({"service_request_id", "token", "service_code", "service_notice"})
+#: What makes a POST answer a receipt: an id, a token, or (blackbox services) a notice.
+_RECEIPT_KEYS = frozenset({"service_request_id", "token", "service_notice"})
+_LIST_KEYS = ("service_requests", "requests", "services", "request", "service")
+
+
+_HTML_HEAD = re.compile(rb"^\s*(<\?xml[^>]*\?>\s*)?(<!--.*?-->\s*)*<(!doctype\s+html|html)\b", re.I | re.S)
+
+
+def _is_html(response: requests.Response) -> bool:
+    """A web page, not an Open311 answer: by its body, or labelled HTML and not JSON.
+
+    Servers mislabel Content-Type, so a JSON body labelled ``text/html`` is still read as JSON.
+    """
+    head = response.content[:2048]
+    if _HTML_HEAD.match(head):
+        return True
+    labelled = "html" in response.headers.get("Content-Type", "").lower()
+    return labelled and head.lstrip()[:1] not in (b"[", b"{")
 
 
 class Open311Client:
@@ -59,6 +88,10 @@ class Open311Client:
         default_tz: zone assumed for server datetimes without offset; None drops them.
         email: sent as ``email`` on every POST, for servers that refuse tickets without one
             (Bristol): the city team's mailbox, never a resident's.
+        paging: ``"auto"`` follows next-page links and detects ``page``/``page_size``;
+            ``"links"`` follows links only (never sends a page number); ``"off"`` reads one page.
+        max_pages: the most pages one list call reads; a listing cut there is ``truncated``.
+        page_probe_min: a first page this long, without a next link, may have more pages.
     """
 
     def __init__(
@@ -76,6 +109,9 @@ class Open311Client:
         backoff_factor: float = 0.5,
         default_tz: tzinfo | None = None,
         email: str | None = None,
+        paging: Literal["auto", "links", "off"] = "auto",
+        max_pages: int = 100,
+        page_probe_min: int = 20,
     ) -> None:
         if format not in ("json", "xml"):
             raise ValueError(f"format must be 'json' or 'xml', not {format!r}")
@@ -89,10 +125,16 @@ class Open311Client:
         self.location_policy = location_policy
         self.default_tz = default_tz
         self.email = email
+        self.paging = paging
+        self.max_pages = max(1, max_pages)
+        self.page_probe_min = max(2, page_probe_min)
+        self.pages = PagingState()  # learnt from the server's answers, kept for the client's life
+        # A password in the endpoint URL (https://user:pass@host/) is a secret like the key.
+        self._secrets = [s for s in (api_key, urlsplit(self.endpoint).password) if s]
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "none"
-        return f"Open311Client({self.endpoint!r}, format={self.format!r}, api_key={key})"
+        return f"Open311Client({self._redact(self.endpoint)!r}, format={self.format!r}, api_key={key})"
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -103,7 +145,7 @@ class Open311Client:
         return f"{self.endpoint}{resource}.{self.format}"
 
     def _redact(self, text: str) -> str:
-        return redact(text, [self._api_key])
+        return redact(text, self._secrets)
 
     def _params(self, extra: dict[str, Any] | None = None) -> dict[str, str]:
         params = {"jurisdiction_id": self.jurisdiction_id} if self.jurisdiction_id else {}
@@ -112,6 +154,13 @@ class Open311Client:
         return params
 
     def _decode(self, response: requests.Response) -> tuple[str | None, Any]:
+        where = f"{response.request.method} {self._redact(response.url)}"
+        if _is_html(response):
+            # A WAF, maintenance or login page answered with 200: never an Open311 answer, even
+            # when it is well-formed XHTML that would parse.
+            message, _ = parse_error_body(response.content, "text/html")
+            raise ResponseParseError(f"an HTML page instead of an Open311 answer from {where}: "
+                                     f"{self._redact(message or 'empty page')}", status=response.status_code)
         body = response.content
         head = body.lstrip()[:1]
         # Sniff the body first (servers mislabel Content-Type), then fall back on the format asked.
@@ -122,7 +171,7 @@ class Open311Client:
             return None, decode.decode_json(body)
         except decode.DecodeError as exc:
             raise ResponseParseError(
-                f"unreadable answer from {response.request.method} {response.url}: {exc}",
+                f"unreadable answer from {where}: {self._redact(str(exc))}",
                 status=response.status_code,
             ) from None
 
@@ -137,24 +186,110 @@ class Open311Client:
             kwargs["retry_after_s"] = parse.number(response.headers.get("Retry-After"))
         return cls(text, **kwargs)
 
-    def _get(self, resource: str, params: dict[str, Any] | None = None, url: str | None = None) -> Any:
-        url = url or self._url(resource)
+    def _fetch(self, resource: str, params: dict[str, Any] | None = None, url: str | None = None,
+               ) -> tuple[Any, requests.Response]:
+        """One GET: ``(decoded body, response)``. A ``url`` (a next-page link) carries its own query."""
         what = f"GET {resource}"
         try:
-            response = self.session.get(url, params=self._params(params), timeout=self.timeout)
+            response = self.session.get(url or self._url(resource), params=None if url else self._params(params),
+                                        timeout=self.timeout)
         except requests.RequestException as exc:
-            raise TransportError(f"{what} failed: {type(exc).__name__}: {self._redact(str(exc))}") from exc
-        log.debug("GET %s -> %s", response.url, response.status_code)
+            raise TransportError(f"{what} failed: {type(exc).__name__}: {self._redact(str(exc))}") from None
+        log.debug("GET %s -> %s", self._redact(response.url), response.status_code)
         if response.status_code >= 400:
             raise self._error(response, what)
-        return self._decode(response)[1]
+        return self._decode(response)[1], response
 
-    def _items(self, resource: str, params: dict[str, Any] | None = None) -> list[Any]:
-        value = self._get(resource, params)
+    def _get(self, resource: str, params: dict[str, Any] | None = None, url: str | None = None) -> Any:
+        return self._fetch(resource, params, url)[0]
+
+    def _as_list(self, value: Any, resource: str) -> list[Any]:
+        """The items of a list answer; an object that is no list and no item is unreadable.
+
+        ``{"status": "maintenance"}`` read as one item without an id would make a marker search
+        say "not there" and the ledger POST again.
+        """
         try:
-            return decode.as_items(value, "service_requests", "requests", "services", "request", "service")
+            items = decode.as_items(value, *_LIST_KEYS)
         except decode.DecodeError as exc:
             raise ResponseParseError(f"GET {resource}: unexpected answer: {exc}", status=200) from None
+        if isinstance(value, dict) and items == [value] and not _ITEM_KEYS & set(value):
+            raise ResponseParseError(f"GET {resource}: an object with {sorted(value)[:5]}, not a list", status=200)
+        return items
+
+    def _items(self, resource: str, params: dict[str, Any] | None = None) -> list[Any]:
+        return self._as_list(self._get(resource, params), resource)
+
+    def _list(self, resource: str, params: dict[str, Any] | None = None, *, numbered: bool = True,
+              ) -> tuple[list[Any], bool]:
+        """Every page of a list answer: ``(items, truncated)``. See :mod:`.paging`.
+
+        ``numbered=False`` follows next-page links only (the catalog: page numbers are an
+        extension of GET requests, not of GET services).
+        """
+        value, response = self._fetch(resource, params)
+        items = self._as_list(value, resource)
+        link = next_link(response, self.endpoint) if self.paging != "off" else None
+        pages = 1
+        while link and pages < self.max_pages:
+            value, response = self._fetch(resource, url=link)
+            items.extend(self._as_list(value, resource))
+            link, pages = next_link(response, self.endpoint), pages + 1
+        if link:
+            return items, self._truncated(resource, pages)
+        if pages > 1 or not numbered or self.paging != "auto" or self.pages.unsupported:
+            return items, False
+        if len(items) < max(self.page_probe_min, self.pages.page_size or 0):
+            return items, False  # shorter than any page this server cuts: complete
+        return self._numbered(resource, params or {}, items)
+
+    def _numbered(self, resource: str, params: dict[str, Any], first: list[Any]) -> tuple[list[Any], bool]:
+        """Pages after a long first page, by ``page``/``page_size`` (the base detected once)."""
+        size, state = len(first), self.pages
+        items, seen, pages = list(first), set(page_ids(first)), 1
+        detecting = state.base is None
+        if detecting:
+            try:
+                probe = self._as_list(self._get(resource, dict(params, page=1, page_size=size)), resource)
+            except BadRequest:
+                state.unsupported = True  # strict servers refuse parameters beyond the spec's
+                log.info("GET %s: the server takes no page/page_size; one answer per window", resource)
+                return items, False
+            state.base = detect_base(list(seen), page_ids(probe))
+            log.info("GET %s: page numbers count from %d on this server", resource, state.base)
+            if state.base == 0:  # the probe was the second page
+                fresh = [i for i, k in zip(probe, page_ids(probe)) if k not in seen]
+                items.extend(fresh)
+                seen.update(page_ids(probe))
+                pages += 1
+                if len(probe) < size or not fresh:
+                    return items, False
+        number = state.base + pages
+        while True:
+            if pages >= self.max_pages:
+                return items, self._truncated(resource, pages)
+            batch = self._as_list(self._get(resource, dict(params, page=number, page_size=size)), resource)
+            ids = page_ids(batch)
+            fresh = [i for i, k in zip(batch, ids) if k not in seen]
+            if not fresh:
+                # Empty, or pages seen already: the end (uReport answers the last page again past
+                # it), or a server that ignores `page` and answered the first page again; seen
+                # while detecting, the latter is remembered so later listings skip the probe.
+                if detecting and state.base == 1 and pages == 1 and set(ids) == seen:
+                    state.unsupported = True
+                    log.info("GET %s: the server ignores page/page_size; one answer per window", resource)
+                return items, False
+            items.extend(fresh)
+            seen.update(ids)
+            pages, number = pages + 1, number + 1
+            state.page_size = size  # a full first page had a successor: the server's page size
+            if len(batch) < size:
+                return items, False
+
+    def _truncated(self, resource: str, pages: int) -> bool:
+        log.warning("GET %s: stopped after %d pages (max_pages); later pages of this window were not read",
+                    resource, pages)
+        return True
 
 
     def discovery(self, url: str) -> Discovery:
@@ -163,7 +298,9 @@ class Open311Client:
 
     def services(self) -> list[Service]:
         """The service catalog (GET services)."""
-        items = self._items("services")
+        items, truncated = self._list("services", numbered=False)
+        if truncated:
+            log.warning("GET services: the catalog was cut at max_pages=%d", self.max_pages)
         return [s for s in (parse.service(i) for i in items if isinstance(i, dict)) if s is not None]
 
     def service_definition(self, code: str) -> ServiceDefinition:
@@ -174,9 +311,14 @@ class Open311Client:
         """File one ticket (POST requests), exactly one attempt.
 
         Raises:
+            KeyRefused: no api_key is configured (nothing is sent: some servers answer a keyless
+                POST with a 500, which would read as "may exist"), or the server refused the key.
             SubmitRejected: the server refused (4xx) or the ticket has no usable location.
-            SubmitAmbiguous: the ticket may exist (timeout, reset, 5xx, unreadable success).
+            SubmitAmbiguous: the ticket may exist (timeout, reset, 5xx, an HTML page or any
+                other 2xx body that is not a request list holding an id, a token or a notice).
         """
+        if not self._api_key:
+            raise KeyRefused("POST requests not sent: no api_key is configured")
         try:
             fields = encode.submit_fields(
                 request,
@@ -188,8 +330,7 @@ class Open311Client:
             raise SubmitRejected(f"POST requests not sent: {exc}") from None
         if self.email:
             fields.append(("email", self.email))
-        if self._api_key:
-            fields.append(("api_key", self._api_key))
+        fields.append(("api_key", self._api_key))
         url = self._url("requests")
         try:
             response = self.session.post(url, data=fields, timeout=self.timeout, headers={"Content-Type": _FORM})
@@ -198,22 +339,30 @@ class Open311Client:
             raise SubmitAmbiguous(
                 f"POST requests: no answer ({type(exc).__name__}); the ticket may exist: {self._redact(str(exc))}"
             ) from None
-        log.debug("POST %s -> %s", url, response.status_code)
+        log.debug("POST %s -> %s", self._redact(url), response.status_code)
         if response.status_code >= 500:
             error = self._error(response, "POST requests")
             raise SubmitAmbiguous(str(error), status=error.status, server_message=error.server_message)
         if response.status_code >= 400:
             error = self._error(response, "POST requests")
-            rejected = SubmitRejected(str(error), status=error.status, server_message=error.server_message)
+            kind = KeyRefused if is_key_refusal(response.status_code, error.server_message) else SubmitRejected
+            rejected = kind(str(error), status=error.status, server_message=error.server_message)
             rejected.errors = error.errors  # type: ignore[attr-defined]
             rejected.retry_after_s = getattr(error, "retry_after_s", None)  # type: ignore[attr-defined]
             raise rejected
         try:
             _, value = self._decode(response)
-            return parse.submit_result(decode.as_items(value, "service_requests", "requests", "request"))
+            items = decode.as_items(value, "service_requests", "requests", "request")
+            first = next((i for i in items if isinstance(i, dict)), None)
+            if first is None or not _RECEIPT_KEYS & {k for k, v in first.items() if v not in (None, "")}:
+                # A blackbox service still answers a request list with its notice; an empty
+                # list or an object of other words is no receipt, and the ticket may exist.
+                raise ValueError(f"no service_request_id, token or service_notice in {str(value)[:120]!r}")
+            return parse.submit_result(items)
         except (ResponseParseError, decode.DecodeError, ValueError) as exc:
             raise SubmitAmbiguous(
-                f"POST requests: HTTP {response.status_code} with an unreadable body; the ticket may exist: {exc}",
+                f"POST requests: HTTP {response.status_code} without a readable receipt; the ticket may exist: "
+                f"{self._redact(str(exc))}",
                 status=response.status_code,
             ) from None
 
@@ -257,12 +406,13 @@ class Open311Client:
         page_size: int | None = None,
         updated_before: datetime | None = None,
         extensions: bool = False,
-    ) -> list[ServiceRequest]:
-        """Query service requests (GET requests).
+    ) -> Found:
+        """Query service requests (GET requests), every page of every window.
 
         Ranges longer than 90 days are split into windows (the spec's maximum) and the answers
         merged by id. Without ``start`` and ``end`` the server's default applies (the most
-        recent 90 days or 1000 requests).
+        recent 90 days or 1000 requests). Each window is read page by page (see
+        :mod:`.paging`) unless ``page`` is given.
 
         Args:
             service_request_ids: ids to fetch; they override every other filter.
@@ -271,19 +421,20 @@ class Open311Client:
             end: latest ``requested_datetime``.
             status: ``"open"`` and/or ``"closed"``.
             updated_after: only requests updated since then (a v2.1 extension).
-            page: page number, where the server paginates (an extension).
+            page: read this one page only, where the server paginates (an extension).
             page_size: page size, where the server paginates (an extension).
             updated_before: only requests updated before then (a v2.1 extension).
             extensions: send ``extensions=true`` (Chicago, Boston, SF); only for servers that
                 accept it: strict ones (mySociety) refuse unknown parameters with 400.
 
         Returns:
-            Requests with an id, in server order, each id once.
+            Requests with an id, in server order, each id once; ``truncated`` when a window was
+            cut at ``max_pages``.
         """
         if service_request_ids is not None:
             if not service_request_ids:
-                return []
-            return self._requests_once({"service_request_id": ",".join(service_request_ids)})
+                return Found()
+            return self._requests_once({"service_request_id": ",".join(service_request_ids)}, pages=False)
         base = {
             "service_code": ",".join(service_codes) if service_codes else None,
             "status": ",".join(status) if status else None,
@@ -302,19 +453,37 @@ class Open311Client:
                 stop = stop.replace(microsecond=0) + timedelta(seconds=1)
             spans = list(encode.windows(start, stop)) if stop - start > encode.MAX_WINDOW else [(start, end and stop)]
         seen: dict[str, ServiceRequest] = {}
+        truncated = ignored = False
+        largest = 0
         for lo, hi in spans:
             params = dict(base, start_date=encode.w3c(lo) if lo else None, end_date=encode.w3c(hi) if hi else None)
-            for item in self._requests_once(params):
+            answer = self._requests_once(params, pages=page is None)
+            truncated, largest = truncated or answer.truncated, max(largest, len(answer))
+            for item in answer:
+                when = item.requested_datetime
+                if when is not None and ((lo is not None and when < lo - _SLACK) or (hi is not None and when > hi + _SLACK)):
+                    ignored = True  # the server ignored the date filter (open311-adapter's Endpoint1)
+                    continue
                 seen.setdefault(item.service_request_id, item)
-        return list(seen.values())
+        if ignored:
+            log.info("GET requests: the server answered requests outside the asked dates; they were dropped")
+        out = Found(seen.values())
+        out.truncated, out.dates_ignored, out.largest_answer = truncated, ignored, largest
+        return out
 
-    def _requests_once(self, params: dict[str, Any]) -> list[ServiceRequest]:
-        items = self._items("requests", params)
+    def _requests_once(self, params: dict[str, Any], *, pages: bool = True) -> Found:
+        if pages:
+            items, truncated = self._list("requests", params)
+        else:
+            items, truncated = self._items("requests", params), False
         parsed = [parse.service_request(i, self.default_tz) for i in items if isinstance(i, dict)]
         skipped = sum(p is None for p in parsed)
         if skipped:
             log.info("GET requests: %d listed request(s) without a service_request_id ignored", skipped)
-        return [p for p in parsed if p is not None]
+        # Pages overlap when requests arrive while paging (a newest-first list shifts): each id once.
+        out = Found({p.service_request_id: p for p in parsed if p is not None}.values())
+        out.truncated = truncated
+        return out
 
     def request(self, service_request_id: str) -> ServiceRequest | None:
         """One request by id (GET requests/{id}), or None when the server does not know it."""

@@ -57,3 +57,20 @@ class Discovery(Record):
     key_service: str | None = None
     endpoints: tuple[DiscoveryEndpoint, ...] = ()
 
+
+
+class Found(list):
+    """Requests of a list answer, each id once, with what the walk over windows needs to know.
+
+    A plain list everywhere else. Attributes:
+        truncated: paging stopped at ``max_pages``; more requests exist in the window.
+        dates_ignored: the server answered requests outside the asked window (it ignores date
+            filters); they were dropped, and splitting the window would not help.
+        largest_answer: the most requests one window's answer held before that drop, to compare
+            with the server's cap.
+    A marker search that did not see every request of its window cannot say a ticket is absent.
+    """
+
+    truncated: bool = False
+    dates_ignored: bool = False
+    largest_answer: int = 0

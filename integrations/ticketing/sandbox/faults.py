@@ -32,6 +32,9 @@ class Faults:
         slow_rate: share of replies delayed by ``slow_rate_s`` (after the work is done).
         slow_rate_s: the delay of those replies.
         html_errors: answer errors with an HTML page instead of the spec's ``errors`` list.
+        html_200_next: the next N requests (any method) get a 200 HTML page (a WAF, maintenance
+            or login page in front of the server), well-formed XHTML, before any work is done.
+        html_200_rate: share of requests answered that way.
         seed: seed of the random generator behind the rates.
     """
 
@@ -49,6 +52,8 @@ class Faults:
     slow_rate_s: float = 1.0
     slow_next: int = 0
     html_errors: bool = False
+    html_200_next: int = 0
+    html_200_rate: float = 0.0
     seed: int = 311
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _rng: random.Random | None = field(default=None, repr=False, compare=False)
@@ -104,6 +109,19 @@ class Quirks:
         no_fractional_dates: date filters with fractional seconds are refused (Toronto).
         max_results: the most requests one GET requests answers (the spec's 1000; Chicago's
             default page is 50): the newest are kept, the rest silently cut.
+        page_size: when > 0, GET requests answers pages of this many (issue-reporting: 100),
+            ``page_size`` up to ``max_results`` honoured; 0 is the spec (no paging).
+        page_links: how the next page is named: ``"x_next"`` (``X-Next-Page-URL`` and the other
+            ``X-Page-*`` headers, issue-reporting), ``"link"`` (``Link: <…>; rel="next"``) or
+            ``"none"`` (page numbers only, Chicago).
+        page_base: the number of the first page: 1 (Chicago, issue-reporting) or 0 (Connected Bits).
+        address_only_500: a POST without ``lat``/``long`` is an HTML 500 (issue-reporting reads
+            ``address``, not ``address_string``, and its model validation fails uncaught).
+        unknown_id_500: ``requests/{id}`` of an unknown id is a 500 (open311-adapter).
+        jurisdiction_empty: an unknown ``jurisdiction_id`` gets an empty list on GET services and
+            GET requests instead of a 404 (issue-reporting).
+        ignore_dates: GET requests applies neither the date nor the status filters
+            (open311-adapter's Endpoint1).
     """
 
     string_booleans: bool = False
@@ -126,6 +144,13 @@ class Quirks:
     require_email: bool = False
     no_fractional_dates: bool = False
     max_results: int = 1000
+    page_size: int = 0
+    page_links: str = "none"
+    page_base: int = 1
+    address_only_500: bool = False
+    unknown_id_500: bool = False
+    jurisdiction_empty: bool = False
+    ignore_dates: bool = False
 
 
 #: One switch per recorded deviation, for tests that run a suite in every quirk mode.
@@ -150,10 +175,21 @@ QUIRK_MODES: dict[str, dict[str, object]] = {
     "require_description": {"require_description": True},
     "require_email": {"require_email": True},
     "no_fractional_dates": {"no_fractional_dates": True},
+    "pages_x_next": {"page_size": 100, "page_links": "x_next"},
+    "pages_link_header": {"page_size": 100, "page_links": "link"},
+    "pages_numbered_from_1": {"page_size": 50, "page_links": "none", "page_base": 1},
+    "pages_numbered_from_0": {"page_size": 50, "page_links": "none", "page_base": 0},
+    "address_only_500": {"address_only_500": True},
+    "unknown_id_500": {"unknown_id_500": True},
+    "jurisdiction_empty": {"jurisdiction_empty": True},
+    "ignore_dates": {"ignore_dates": True},
     # issue-reporting (6aika) and open311-adapter (mySociety) as recorded, all at once
     "issue_reporting": {"requests_root": True, "no_charset": True, "local_offsets": True, "application_xml": True,
                         "empty_strings": True, "unknown_latlong": "omit", "lenient_status": True, "dict_errors": True,
-                        "random_ids": True, "no_definitions": True, "require_description": True},
+                        "random_ids": True, "no_definitions": True, "require_description": True,
+                        "page_size": 100, "page_links": "x_next", "address_only_500": True,
+                        "jurisdiction_empty": True},
     "open311_adapter": {"string_booleans": True, "no_charset": True, "pretty_json": True, "post_200": True,
-                        "strict_params": True, "lenient_status": True, "unknown_latlong": "zero"},
+                        "strict_params": True, "lenient_status": True, "unknown_latlong": "zero",
+                       "unknown_id_500": True, "ignore_dates": True},
 }

@@ -13,7 +13,7 @@ import struct
 import time
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from social311.integrations.ticketing.sandbox import render, validate
 from social311.integrations.ticketing.sandbox.validate import HttpError
@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from social311.integrations.ticketing.sandbox.server import SandboxServer
 
 _EXPECTED_S = 3 * 86400  # a "typical response time" for expected_datetime
+#: What a WAF or a maintenance window puts in front of a server: 200, well-formed XHTML (so it
+#: parses as XML; only its being HTML tells it apart), no Open311 answer in it.
+_HTML_200 = (b'<?xml version="1.0" encoding="utf-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml"><head>'
+             b"<title>Scheduled maintenance</title></head><body><p>The 311 service is down for maintenance. "
+             b"Please sign in again later.</p></body></html>")
 _MAX_BODY = 1 << 20
 
 
@@ -65,6 +70,7 @@ class Handler(BaseHTTPRequestHandler):
         sandbox = self.sandbox
         parts = urlsplit(self.path)
         fmt = "xml"
+        self._headers: dict[str, str] = {}  # paging headers of a list answer
         try:
             body = self._read_body()
             path = unquote(parts.path)
@@ -79,6 +85,9 @@ class Handler(BaseHTTPRequestHandler):
                 raise HttpError(429, "too many requests; retry later")
             if sandbox.faults.fire("fail_next_5xx", "fail_rate_5xx"):
                 raise HttpError(503, "service temporarily unavailable")
+            if sandbox.faults.fire("html_200_next", "html_200_rate"):
+                self._reply(200, _HTML_200, "text/html; charset=utf-8")
+                return
             params = parse_qsl(parts.query, keep_blank_values=True)
             status, root, item_tag, value = self._route(method, resource, params, body)
             payload = render.body(fmt, root, value, sandbox.quirks, item_tag)
@@ -86,7 +95,7 @@ class Handler(BaseHTTPRequestHandler):
             if sandbox.faults.fire("reset_next_replies", "reset_mid_reply"):
                 self._reset_mid_reply(status, payload, ctype)
             else:
-                self._reply(status, payload, ctype)
+                self._reply(status, payload, ctype, self._headers)
         except _LostReply:
             self.close_connection = True  # committed, then the connection drops: no status line
         except HttpError as exc:
@@ -140,7 +149,10 @@ class Handler(BaseHTTPRequestHandler):
             raise HttpError(405, f"{method} is not allowed on {resource}")
         fields = parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True) if method == "POST" else params
         jurisdiction = validate.first(fields, "jurisdiction_id")
-        if sandbox.jurisdiction_id and jurisdiction not in (None, sandbox.jurisdiction_id):
+        if sandbox.jurisdiction_id and jurisdiction not in (None, sandbox.jurisdiction_id) or (
+                jurisdiction is not None and sandbox.jurisdiction_id is None and sandbox.quirks.jurisdiction_empty):
+            if sandbox.quirks.jurisdiction_empty and method == "GET" and resource in ("services", "requests"):
+                return (200, "services", "service", []) if resource == "services" else (200, "service_requests", "request", [])
             raise HttpError(404, f"jurisdiction_id {jurisdiction!r} not found")
         if resource == "discovery":
             return 200, "discovery", None, sandbox.discovery()
@@ -159,6 +171,8 @@ class Handler(BaseHTTPRequestHandler):
             return 200, "service_requests", "request", self._query(params)
         if head == "requests" and tail:
             rows = sandbox.store.by_ids([tail])
+            if not rows and sandbox.quirks.unknown_id_500:
+                raise HttpError(500, f"Can't call method \"service_request_id\" on an undefined value ({tail})")
             if not rows:
                 raise HttpError(404, f"service_request_id {tail!r} not found")
             return 200, "service_requests", "request", [render.request_item(rows[0], sandbox.quirks)]
@@ -174,6 +188,9 @@ class Handler(BaseHTTPRequestHandler):
         catalog = {s.service_code: s for s in sandbox.services()}
         quirks = sandbox.quirks
         required = ("description",) * quirks.require_description + ("email",) * quirks.require_email
+        if quirks.address_only_500 and validate.first(fields, "lat") is None:
+            # issue-reporting reads `address`, not `address_string`: its model validation fails uncaught.
+            raise HttpError(500, "ValidationError: ['Service request requires coordinates or an address']", html=True)
         columns = validate.submission(
             fields, catalog, api_keys=sandbox.api_keys, jurisdiction_id=sandbox.jurisdiction_id, required=required
         )
@@ -195,9 +212,34 @@ class Handler(BaseHTTPRequestHandler):
         sandbox = self.sandbox
         quirks = sandbox.quirks
         filters = validate.query(params, time.time(), pagination=quirks.pagination, strict=quirks.strict_params,
-                                 whole_seconds=quirks.no_fractional_dates, max_results=quirks.max_results)
+                                 whole_seconds=quirks.no_fractional_dates, max_results=quirks.max_results,
+                                 page_size=quirks.page_size, page_base=quirks.page_base,
+                                 ignore_dates=quirks.ignore_dates)
         if "ids" in filters:
             rows = sandbox.store.by_ids(filters["ids"])
         else:
-            rows = sandbox.store.query(**filters)
+            page = filters.pop("page", None)
+            rows = sandbox.store.query(**dict(filters, limit=filters["limit"] + 1))
+            more, rows = len(rows) > filters["limit"], rows[: filters["limit"]]
+            if page is not None and quirks.page_size > 0:
+                self._page_headers(params, page, filters["limit"], more)
         return [render.request_item(r, sandbox.quirks) for r in rows]
+
+    def _page_headers(self, params: list[tuple[str, str]], page: int, size: int, more: bool) -> None:
+        """Name the next page as the server this quirk copies does (issue-reporting: ``X-*``)."""
+        links = self.sandbox.quirks.page_links
+        if links == "none":
+            return
+        host = self.headers.get("Host") or f"{self.sandbox.host}:{self.sandbox.port}"
+        path = urlsplit(self.path).path
+        kept = [(k, v) for k, v in params if k != "page"]
+        following = f"http://{host}{path}?{urlencode([*kept, ('page', str(page + 1))])}" if more else None
+        if links == "x_next":
+            self._headers["X-Page-Size"] = str(size)
+            if following:
+                self._headers["X-Next-Page-URL"] = following
+            if page > self.sandbox.quirks.page_base:
+                self._headers["X-Previous-Page-URL"] = (
+                    f"http://{host}{path}?{urlencode([*kept, ('page', str(page - 1))])}")
+        elif following:
+            self._headers["Link"] = f'<{following}>; rel="next"'

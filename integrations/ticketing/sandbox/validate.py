@@ -174,11 +174,14 @@ SPEC_QUERY_PARAMS = frozenset({"jurisdiction_id", "service_request_id", "service
 
 
 def query(params: list[tuple[str, str]], now: float, *, pagination: bool, strict: bool = False,
-          whole_seconds: bool = False, max_results: int = 1000) -> dict[str, Any]:
+          whole_seconds: bool = False, max_results: int = 1000, page_size: int = 0, page_base: int = 1,
+          ignore_dates: bool = False) -> dict[str, Any]:
     """Validate GET requests filters into :meth:`Store.query` arguments (or ``ids``).
 
     Without dates the most recent 90 days apply; a span over 90 days is refused; at most
-    ``max_results`` (the spec's 1000) requests come back.
+    ``max_results`` (the spec's 1000) requests come back, or pages of ``page_size`` when it is
+    set (``page`` counted from ``page_base``). ``ignore_dates`` validates the date and status
+    filters, then drops them (open311-adapter's Endpoint1).
 
     Raises:
         HttpError: 400 for bad dates, spans, statuses or page numbers; with ``strict``, for
@@ -220,12 +223,16 @@ def query(params: list[tuple[str, str]], now: float, *, pagination: bool, strict
     for name in ("updated_after", "updated_before"):
         raw = first(params, name)
         out[name] = w3c_datetime(raw, name).timestamp() if raw else None
-    if pagination and (first(params, "page") or first(params, "page_size")):
+    asked = first(params, "page") is not None or first(params, "page_size") is not None
+    if page_size > 0 or (pagination and asked):
         try:
-            page, size = int(first(params, "page") or 1), int(first(params, "page_size") or max_results)
+            page = int(first(params, "page") or page_base)
+            size = int(first(params, "page_size") or page_size or max_results)
         except ValueError:
             raise HttpError(400, "page and page_size must be whole numbers") from None
-        if page < 1 or not 1 <= size <= max_results:
-            raise HttpError(400, f"page starts at 1; page_size is 1 to {max_results}")
-        out.update(limit=size, offset=(page - 1) * size)
+        if page < page_base or not 1 <= size <= max_results:
+            raise HttpError(400, f"page starts at {page_base}; page_size is 1 to {max_results}")
+        out.update(limit=size, offset=(page - page_base) * size, page=page)
+    if ignore_dates:
+        out.update(start=None, end=None, statuses=None)
     return out
