@@ -108,8 +108,10 @@ class ScreeningSettings(_Strict):
     """The screening of ready incidents before the blocking check (``orchestration/screening.py``)."""
 
     max_held_share: float = Field(0.2, ge=0, le=1, description="when more than this share of ready incidents "
-                                  "fail, nothing is held back: the blocking check stops filing (a bug "
-                                  "upstream, not one bad post)")
+                                  "fail (and more than always_hold_up_to), nothing is held back: the "
+                                  "blocking check stops filing (a bug upstream, not one bad post)")
+    always_hold_up_to: int = Field(3, ge=0, description="this many failing incidents are always held, "
+                                   "whatever their share (a small city has few ready incidents)")
 
 
 class CityConfig(_Strict):
@@ -206,6 +208,28 @@ def _yaml_limits(node: yaml.Node, where: str) -> None:
         stack.extend((c, depth + 1, False) for c in children)
 
 
+class _DepthLimitedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses nesting past ``MAX_YAML_DEPTH`` while composing.
+
+    Checked as nodes are composed, so ``[[[[...`` fails after 50 brackets, not after scanning
+    (and recursing through) the whole file.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise ConfigError(f"nested deeper than {MAX_YAML_DEPTH} levels (line {mark.line + 1})")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 def safe_load_yaml(raw: bytes, where: str) -> Any:
     """Parse YAML with PyYAML's safe loader under the size, alias, node and depth limits above.
 
@@ -218,7 +242,7 @@ def safe_load_yaml(raw: bytes, where: str) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{where}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    loader = yaml.SafeLoader(text)
+    loader = _DepthLimitedLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -229,6 +253,8 @@ def safe_load_yaml(raw: bytes, where: str) -> Any:
         raise ConfigError(f"{where}: not valid YAML: {' '.join(str(exc).split())}") from None
     except RecursionError:
         raise ConfigError(f"{where}: nested too deeply") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     finally:
         loader.dispose()
 

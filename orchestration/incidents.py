@@ -143,10 +143,18 @@ def incidents(context: dg.AssetExecutionContext, city: CityResource):
         insert_many(con, "insert into ops.incidents values (" + ", ".join(["?"] * 14) + ")", incident_rows)
         insert_many(con, "insert into ops.incident_posts values (?, ?, ?)", member_rows)
         labelled = apply_review_labels(con)
+        # One bad incident is held (with its reason), not the whole city: see orchestration/screening.py.
+        from social311.orchestration.screening import screen_ready_incidents
+        screened = screen_ready_incidents(con, cfg, ready_incidents_suite(cfg.bbox), run_id=context.run_id)
         con.execute("commit")
     context.log.info(f"{len(rows)} reports merged into {len(merged)} incidents: {statuses}; {labelled} reviewer labels applied")
+    if screened["held"] or screened["systemic"]:
+        context.log.warning(f"screening: {screened['failing']} of {screened['ready']} ready incidents fail the blocking "
+                            "suite; " + ("too many to be one bad input: none held, the blocking check decides"
+                                         if screened["systemic"] else f"held (quarantine stage 'screening'): {screened['held']}"))
     yield dg.MaterializeResult(asset_key=INCIDENTS, metadata={"incidents": len(merged), "reports": len(rows),
                                                               "review_labels_applied": labelled,
+                                                              "held_by_screening": len(screened["held"]),
                                                               **{f"status_{k}": v for k, v in statuses.items()}})
     yield dg.MaterializeResult(asset_key=INCIDENT_POSTS, metadata={"posts": len(member_rows)})
 

@@ -245,7 +245,7 @@ class FileDropSource(SourcePlugin):
             rec = RawPost.model_validate(data)
             text = clean_text(rec.text)
             if not text:
-                return self._reject(ref, "text: empty after removing whitespace and control characters", raw)
+                return self._reject(ref, "text: empty after removing whitespace, control and invisible characters", raw)
             handle = (rec.user.handle or "").lstrip("@") if rec.user else ""
             geo, place = rec.geo or _Geo(), rec.place
             return Post(
