@@ -594,3 +594,96 @@ def test_personal_data_is_masked(text: str, masked: str) -> None:
 def test_phone_region_is_configurable() -> None:
     assert mask_personal_data("ring 020 7946 0958", region="GB") == "ring [phone]"
     assert mask_personal_data("ring 01 42 68 53 00", region="FR") == "ring [phone]"
+
+
+# --- 8. Screening: one bad incident is held with its reason, the rest of the city files ---------
+
+def _incident(k: int, **over) -> tuple:
+    row = {"incident_id": f"inc-{k:03d}", "type_id": "t1", "service_code": "POT", "ward_id": "W1", "boundary_version": "v1",
+           "lat": 41.88, "lon": -87.63, "first_seen_at": NOW, "last_seen_at": NOW, "post_count": 1,
+           "representative_text": f"Pothole number {k} at State and Madison", "confidence": 0.9, "status": "ready",
+           "updated_at": NOW}
+    row.update(over)
+    return tuple(row.values())
+
+
+def _city(tmp_path: Path, extra: str = "") -> object:
+    path = tmp_path / "city.yaml"
+    path.write_text(_BASE + "bbox: [-87.94, 41.64, -87.52, 42.03]\n" + extra, encoding="utf-8")
+    return load_config(path)
+
+
+BAD_INCIDENTS = [
+    ("email-localhost", {"representative_text": "Pothole, mail bob@localhost"}, "representative_text"),
+    ("raw-handle", {"representative_text": "@resident1 pothole here"}, "representative_text"),
+    ("no-service", {"service_code": None}, "expect_column_values_to_not_be_null(service_code)"),
+    ("no-ward", {"ward_id": None}, "expect_column_values_to_not_be_null(ward_id)"),
+    ("no-lat", {"lat": None}, "expect_column_values_to_not_be_null(lat)"),
+    ("outside-bbox", {"lat": 40.7, "lon": -74.0}, "expect_column_values_to_be_between(lat"),
+    ("confidence-above-1", {"confidence": 1.5}, "expect_column_values_to_be_between(confidence"),
+    ("empty-text", {"representative_text": ""}, "expect_column_value_lengths_to_be_between(representative_text"),
+    ("zero-posts", {"post_count": 0}, "expect_column_values_to_be_between(post_count"),
+]
+
+
+@pytest.mark.parametrize(("case", "override", "reason"), BAD_INCIDENTS, ids=[c[0] for c in BAD_INCIDENTS])
+def test_one_bad_incident_is_held_and_the_rest_pass_the_blocking_check(tmp_path: Path, case: str, override: dict,
+                                                                         reason: str) -> None:
+    from social311.orchestration.incidents import ready_incidents_suite
+    from social311.orchestration.quality import validate
+    from social311.orchestration.screening import HELD, screen_ready_incidents
+
+    cfg = _city(tmp_path)
+    suite = ready_incidents_suite(cfg.bbox)
+    with connect(tmp_path / "w.duckdb") as con:
+        rows = [_incident(k) for k in range(9)] + [_incident(9, **override)]
+        con.executemany("insert into ops.incidents values (" + ", ".join(["?"] * 14) + ")", rows)
+        assert validate(con.execute("select * from ops.incidents where status = 'ready'").df(), suite)[0] is False
+        outcome = screen_ready_incidents(con, cfg, suite, run_id="r1")
+        statuses = dict(con.execute("select incident_id, status from ops.incidents").fetchall())
+        passed, _ = validate(con.execute("select * from ops.incidents where status = 'ready'").df(), suite)
+        (quarantined,) = con.execute("select record_ref, reason, raw_excerpt from quarantine.records "
+                                     "where stage = 'screening'").fetchall()
+        screen_ready_incidents(con, cfg, suite, run_id="r2")  # the next run: the same row, not another
+        rows_after = con.execute("select count(*) from quarantine.records").fetchone()[0]
+    assert outcome["held"] == ["inc-009"] and not outcome["systemic"]
+    assert statuses["inc-009"] == HELD and sum(s == "ready" for s in statuses.values()) == 9
+    assert passed, "with the bad incident held, the blocking check passes and the city files"
+    assert quarantined[0] == "inc-009" and reason in quarantined[1]
+    assert "@localhost" not in quarantined[2] and "@resident1" not in quarantined[2]
+    assert rows_after == 1
+
+
+def test_many_failures_are_systemic_and_nothing_is_held(tmp_path: Path) -> None:
+    from social311.orchestration.incidents import ready_incidents_suite
+    from social311.orchestration.screening import screen_ready_incidents
+
+    cfg = _city(tmp_path)
+    with connect(tmp_path / "w.duckdb") as con:
+        rows = [_incident(k, representative_text=f"@user{k} pothole") for k in range(8)] + [_incident(k) for k in range(8, 20)]
+        con.executemany("insert into ops.incidents values (" + ", ".join(["?"] * 14) + ")", rows)
+        outcome = screen_ready_incidents(con, cfg, ready_incidents_suite(cfg.bbox))
+        ready = con.execute("select count(*) from ops.incidents where status = 'ready'").fetchone()[0]
+    assert outcome["systemic"] and outcome["failing"] == 8 and outcome["held"] == []
+    assert ready == 20, "a regression upstream is left for the blocking check to stop"
+
+
+@pytest.mark.parametrize(("ready", "failing", "extra", "held"), [
+    (1, 1, "", 1),  # a small city: up to always_hold_up_to are always held
+    (2, 2, "", 2),
+    (4, 3, "", 3),
+    (4, 4, "", 0),
+    (10, 2, "", 2),
+    (10, 3, "screening: {always_hold_up_to: 0, max_held_share: 0.2}\n", 0),
+    (10, 5, "screening: {max_held_share: 0.5}\n", 5),
+])
+def test_hold_limits_follow_the_config(tmp_path: Path, ready: int, failing: int, extra: str, held: int) -> None:
+    from social311.orchestration.incidents import ready_incidents_suite
+    from social311.orchestration.screening import screen_ready_incidents
+
+    cfg = _city(tmp_path, extra)
+    with connect(tmp_path / "w.duckdb") as con:
+        rows = [_incident(k, service_code=None) if k < failing else _incident(k) for k in range(ready)]
+        con.executemany("insert into ops.incidents values (" + ", ".join(["?"] * 14) + ")", rows)
+        outcome = screen_ready_incidents(con, cfg, ready_incidents_suite(cfg.bbox))
+    assert len(outcome["held"]) == held and outcome["systemic"] == (held == 0)
