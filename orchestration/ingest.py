@@ -101,15 +101,15 @@ def raw_posts(context: dg.AssetExecutionContext, city: CityResource) -> dg.Mater
             except Exception as exc:  # noqa: BLE001 - one broken source must not stop the others
                 reason = f"source failed: {type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
                 quarantine(con, [Reject(source=source.instance_name, record_ref="fetch", reason=reason)],
-                           stage="ingest", run_id=context.run_id)
+                           stage="ingest", run_id=context.run.run_id)
                 context.log.warning(f"source {source.instance_name}: {reason} (cursor kept; other sources go on)")
                 counts["failed_sources"] += 1
                 continue
             # One transaction per source: posts, quarantine and cursor move together or not at all.
             con.execute("begin transaction")
-            stored = store_posts(con, result.posts, limits=limits, now=now, run_id=context.run_id)
+            stored = store_posts(con, result.posts, limits=limits, now=now, run_id=context.run.run_id)
             rejects = result.rejects + stored["rejects"]
-            quarantine(con, rejects, stage="ingest", run_id=context.run_id)
+            quarantine(con, rejects, stage="ingest", run_id=context.run.run_id)
             if result.cursor is not None:
                 con.execute("insert or replace into ops.source_cursors values (?, ?, ?)", [source.instance_name, result.cursor, now])
             con.execute("commit")
