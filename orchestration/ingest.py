@@ -57,12 +57,15 @@ def store_posts(con, posts: list[Post], *, limits: PostLimits, now: datetime, ru
         by ``limits`` come back as rejects (stage ``ingest``), so posts in = new + edited +
         unchanged + rejects.
     """
-    rejects, kept = [], []
+    rejects, kept, seen = [], [], set()
     for post in posts:
         reason = implausible(post, limits, now=now)
+        if reason is None and post.post_id in seen:  # a plugin that does not dedupe its own batch
+            reason = f"duplicate id {post.native_id!r} within one fetch"
         if reason:
             rejects.append(Reject(source=post.source, record_ref=post.post_id, reason=reason, raw_excerpt=post.text[:200]))
         else:
+            seen.add(post.post_id)
             kept.append(post)
     stored: dict[str, str] = {}
     if kept:

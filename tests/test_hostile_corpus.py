@@ -263,14 +263,15 @@ def test_implausible_posts_go_to_quarantine_and_counts_add_up(tmp_path: Path) ->
     posts = [make_post(str(i)) for i in range(5)] + [
         make_post("old", created_at=datetime(1999, 1, 1, tzinfo=timezone.utc)),
         make_post("future", created_at=datetime(2099, 1, 1, tzinfo=timezone.utc)),
-        make_post("swapped", lat=-87.63, lon=41.88)]
+        make_post("swapped", lat=-87.63, lon=41.88), make_post("1", text="Pothole twice in one batch")]
     with connect(tmp_path / "w.duckdb") as con:
         out = store_posts(con, posts, limits=LIMITS, now=NOW, run_id="r")
         quarantine(con, out["rejects"], stage="ingest", run_id="r")
         stored = con.execute("select count(*) from raw.posts").fetchone()[0]
         reasons = dict(con.execute("select record_ref, reason from quarantine.records").fetchall())
     assert stored + len(reasons) == len(posts)
-    assert set(reasons) == {"feed:old", "feed:future", "feed:swapped"}
+    assert set(reasons) == {"feed:old", "feed:future", "feed:swapped", "feed:1"}
+    assert "duplicate id '1' within one fetch" in reasons["feed:1"]
     assert "before 2006" in reasons["feed:old"] and "future" in reasons["feed:future"]
     assert "swapped" in reasons["feed:swapped"]
 
