@@ -8,14 +8,18 @@ fraction of a second more and SIGKILLs the whole group (the run and any dbt chil
 supervisor, the OOM killer or a power cut would. After the last kill, one run is let finish
 and the warehouse and the Open311 sandbox are audited:
 
-- drop-folder lines in = posts stored + lines quarantined, each quarantined line once;
+- drop-folder lines in = posts stored + lines quarantined + ids repeated in a later fetch (edits
+  or unchanged, their ids stored), each quarantined line once, the stored ids exactly those of
+  one clean read of the whole folder;
 - every stored post scored exactly once (``ml.post_signals``);
 - every ready incident has one ledger row; no incident has two tickets on the server (by
-  marker); tickets on the server with social311's marker = ledger rows with a request id.
+  marker); the incidents with a ticket on the server = the ledger's ``submitted`` and
+  ``awaiting_token`` rows (batch services answer with a token first).
 
 Usage::
 
     .venv/bin/python bench/sigkill_pipeline.py [--kills 11] [--seed 7] [--workdir DIR] [--out FILE]
+    .venv/bin/python bench/sigkill_pipeline.py --audit-only --workdir DIR   # audit a finished drill again
 
 Prints one line per round and the audit as JSON; exit 1 when the audit fails.
 """
@@ -125,13 +129,20 @@ def audit(cfg, drop: Path, sandbox_db: Path) -> dict:
                                 "where stage = 'ingest' group by 1 having count(*) > 1)")
         scored = one("select count(*) from ml.post_signals")
         unscored = one("select count(*) from raw.posts where post_id not in (select post_id from ml.post_signals)")
+        quarantined_refs = {r[0] for r in con.execute("select record_ref from quarantine.records").fetchall()}
         ready = one("select count(*) from ops.incidents where status = 'ready'")
         ready_without_ledger = one("select count(*) from ops.incidents where status = 'ready' and incident_id "
                                    "not in (select incident_id from ops.ticket_ledger)")
         ledger_ids = one("select count(*) from ops.ticket_ledger where service_request_id is not null")
+        on_server = {r[0] for r in con.execute("select incident_id from ops.ticket_ledger "
+                                              "where state in ('submitted', 'awaiting_token')").fetchall()}
         ledger_states = dict(con.execute("select state, count(*) from ops.ticket_ledger group by 1").fetchall())
     import sqlite3
 
+    # An id seen again in a later fetch is, run by run, an edit or unchanged: one clean read of the
+    # whole folder calls it a duplicate. Each such line must have its id stored.
+    repeats = [r for r in fresh.rejects if r.reason.startswith("duplicate id") and r.record_ref not in quarantined_refs]
+    repeated_ids = {f"{cfg.sources[0].instance_name}:{r.reason.split(chr(39))[1]}" for r in repeats}
     markers: Counter = Counter()
     with sqlite3.connect(sandbox_db) as db:  # the server's own store: what the city's 311 system holds
         for (description,) in db.execute("select description from service_requests"):
@@ -139,17 +150,20 @@ def audit(cfg, drop: Path, sandbox_db: Path) -> dict:
                 markers[description.split(MARKER_PREFIX, 1)[1].split("]", 1)[0]] += 1
     result = {
         "drop_lines": lines, "fresh_read_posts": len(fresh.posts), "fresh_read_rejects": len(fresh.rejects),
+        "ids_repeated_in_later_fetches": len(repeats), "repeated_ids_not_stored": len(repeated_ids - stored_ids),
         "posts_missing": len(expected_ids - stored_ids), "posts_unexpected": len(stored_ids - expected_ids),
         "posts_stored": stored, "lines_quarantined": quarantined,
         "quarantined_twice": quarantined_twice, "posts_scored": scored, "posts_unscored": unscored,
         "ready_incidents": ready, "ready_without_ledger_row": ready_without_ledger,
         "ledger_states": ledger_states, "ledger_with_request_id": ledger_ids,
         "server_tickets_with_marker": sum(markers.values()), "markers_filed_twice": sum(1 for n in markers.values() if n > 1),
+        "ledger_filed_not_on_server": len(on_server - set(markers)), "on_server_not_in_ledger": len(set(markers) - on_server),
     }
-    result["ok"] = (lines == stored + quarantined and not result["posts_missing"] and not result["posts_unexpected"]
-                    and quarantined_twice == 0 and unscored == 0 and scored == stored
+    result["ok"] = (lines == stored + quarantined + len(repeats) and not result["repeated_ids_not_stored"]
+                    and not result["posts_missing"]
+                    and not result["posts_unexpected"] and quarantined_twice == 0 and unscored == 0 and scored == stored
                     and ready_without_ledger == 0 and result["markers_filed_twice"] == 0
-                    and result["server_tickets_with_marker"] == ledger_ids)
+                    and not result["ledger_filed_not_on_server"] and not result["on_server_not_in_ledger"])
     return result
 
 
@@ -159,7 +173,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", help="default: a new temporary folder")
     parser.add_argument("--out", help="write the rounds and the audit here as JSON")
+    parser.add_argument("--audit-only", action="store_true", help="audit an earlier drill's --workdir again")
     args = parser.parse_args(argv)
+    if args.audit_only:
+        from social311.config import load_config
+
+        workdir = Path(args.workdir).resolve()
+        result = audit(load_config(workdir / "city.yaml"), workdir / "drop", workdir / "sandbox.sqlite")
+        print(json.dumps(result, indent=2))
+        return 0 if result["ok"] else 1
     from social311.cli import _offline
     from social311.config import load_config
     from social311.demo.history import seed_sandbox
