@@ -189,11 +189,16 @@ class FileDropSource(SourcePlugin):
                    seen: dict[str, str], key: str) -> None:
         entry = state["files"].get(path.name)
         try:
-            handle = path.open("rb")
+            # No following a symlink swapped in after the check, no blocking on a FIFO.
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
         except OSError as exc:
             rejects.append(self._reject(path.name, f"cannot open: {exc.strerror or exc}", ""))
             return
-        with handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            rejects.append(self._reject(path.name, "special file refused: only regular files are read", ""))
+            return
+        with os.fdopen(fd, "rb") as handle:
             head = handle.read(_HEAD_BYTES)
             size = os.fstat(handle.fileno()).st_size
             if entry is None or size < entry["offset"] or _digest(head[:entry["offset"]]) != entry["head"]:
