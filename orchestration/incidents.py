@@ -150,7 +150,7 @@ def incidents(context: dg.AssetExecutionContext, city: CityResource):
     context.log.info(f"{len(rows)} reports merged into {len(merged)} incidents: {statuses}; {labelled} reviewer labels applied")
     if screened["held"] or screened["systemic"]:
         context.log.warning(f"screening: {screened['failing']} of {screened['ready']} ready incidents fail the blocking "
-                            "suite; " + ("too many to be one bad input: none held, the blocking check decides"
+                            "suite; " + (screened.get("error") or "too many to be one bad input: none held, the blocking check decides"
                                          if screened["systemic"] else f"held (quarantine stage 'screening'): {screened['held']}"))
     yield dg.MaterializeResult(asset_key=INCIDENTS, metadata={"incidents": len(merged), "reports": len(rows),
                                                               "review_labels_applied": labelled,

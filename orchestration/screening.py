@@ -68,10 +68,15 @@ def screen_ready_incidents(con, cfg: CityConfig, suite: Suite, *, run_id: str | 
 
     Returns:
         ``{"ready": n, "failing": n, "held": [incident ids], "systemic": bool}``; ``systemic``
-        means too many failed to be one bad input, and nothing was held.
+        means too many failed to be one bad input (or screening itself failed: ``error``), and
+        nothing was held: the blocking check decides.
     """
     frame = con.execute("select * from ops.incidents where status = 'ready' order by incident_id").df()
-    reasons = failing_rows(frame, suite)
+    try:
+        reasons = failing_rows(frame, suite)
+    except Exception as exc:  # noqa: BLE001 - screening is a convenience; the blocking check still guards
+        return {"ready": len(frame), "failing": 0, "held": [], "systemic": True,
+                "error": f"{type(exc).__name__}: {exc}"[:500]}
     outcome: dict[str, Any] = {"ready": len(frame), "failing": len(reasons), "held": [], "systemic": False}
     if not reasons:
         return outcome
