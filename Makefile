@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ward_join.py --points 1000000
 	$(BIN)/python bench/geocode_nyc.py
 	$(BIN)/python bench/pipeline_100k.py --posts 100000 --prefilter both
+	$(BIN)/python bench/sigkill_pipeline.py --kills 11
 
 clean:
 	rm -rf .social311 transforms/target transforms/logs

@@ -8,6 +8,9 @@ as a whole.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,10 +18,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from social311.integrations.sources.listening import ListeningPlan
+#: Limits on the YAML file itself, checked before anything is built from it. A city config is
+#: a few KB; these stop a YAML bomb (billion laughs) or a runaway generated file in milliseconds.
+MAX_CONFIG_BYTES = 1_000_000
+MAX_YAML_ALIASES = 100  # ``*anchor`` references in the whole file
+MAX_YAML_NODES = 100_000  # scalars, lists and mappings once every alias is expanded
+MAX_YAML_DEPTH = 50  # nesting of lists and mappings
 
 
 class ConfigError(ValueError):
-    """The city configuration is missing, unreadable or invalid."""
+    """The city configuration is missing, unreadable or invalid (its message is one line)."""
 
 
 class _Strict(BaseModel):
@@ -119,6 +128,26 @@ class HistorySettings(_Strict):
                                  "classifier learns it (fewer: only its centroid moves)")
 
 
+class IngestSettings(_Strict):
+    """Plausibility rules for stored posts (``social311.records.implausible``); others go to quarantine."""
+
+    earliest_post: date = Field(date(2006, 1, 1), description="posts dated before this are quarantined")
+    future_tolerance_hours: float = Field(24, ge=0, description="posts dated more than this past now are "
+                                          "quarantined (servers' clocks differ a little, never by a year)")
+    swapped_axes_check: bool = Field(True, description="quarantine a point outside the city bbox whose "
+                                     "swapped (lon, lat) falls inside it (needs `bbox`)")
+
+
+class ScreeningSettings(_Strict):
+    """The screening of ready incidents before the blocking check (``orchestration/screening.py``)."""
+
+    max_held_share: float = Field(0.2, ge=0, le=1, description="when more than this share of ready incidents "
+                                  "fail (and more than always_hold_up_to), nothing is held back: the "
+                                  "blocking check stops filing (a bug upstream, not one bad post)")
+    always_hold_up_to: int = Field(3, ge=0, description="this many failing incidents are always held, "
+                                   "whatever their share (a small city has few ready incidents)")
+
+
 class CityConfig(_Strict):
     """A city deployment: where posts come from, whose GIS, which 311 system, which thresholds."""
 
@@ -151,6 +180,8 @@ class CityConfig(_Strict):
     history: HistorySettings = HistorySettings()
     filing_enabled: bool = Field(False, description="off = dry run: tickets are drafted, never POSTed")
     listening: ListeningPlan = Field(ListeningPlan(), description="what the social-platform sources search for")
+    ingest: IngestSettings = IngestSettings()
+    screening: ScreeningSettings = ScreeningSettings()
 
     @model_validator(mode="after")
     def _unique_source_names(self) -> CityConfig:
@@ -162,15 +193,114 @@ class CityConfig(_Strict):
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     for key in ("duckdb_path", "report_dir"):
-        if key in data and data[key] is not None and not Path(data[key]).is_absolute():
+        if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
             data[key] = str((base / data[key]).resolve())
-    # Plugin settings whose name ends in `_path` or `_dir` are paths too.
-    for ref in [*data.get("sources", []), data.get("gis") or {}, *data.get("boundaries", []), data.get("ticketing") or {}]:
-        cfg = ref.get("config") or {}
+    # Plugin settings whose name ends in `_path` or `_dir` are paths too. Wrong shapes are left
+    # as they are for the model to reject with a clear message.
+    refs: list[Any] = []
+    for key in ("sources", "boundaries"):
+        refs += data[key] if isinstance(data.get(key), list) else []
+    refs += [data.get("gis"), data.get("ticketing")]
+    for ref in refs:
+        cfg = ref.get("config") if isinstance(ref, dict) else None
+        if not isinstance(cfg, dict):
+            continue
         for key, value in list(cfg.items()):
-            if (key.endswith("_path") or key.endswith("_dir")) and isinstance(value, str) and not Path(value).is_absolute():
+            if (isinstance(key, str) and (key.endswith("_path") or key.endswith("_dir")) and isinstance(value, str)
+                    and not Path(value).is_absolute()):
                 cfg[key] = str((base / value).resolve())
     return data
+
+
+def _yaml_limits(node: yaml.Node, where: str) -> None:
+    """Raise ConfigError when the composed YAML graph is too deep, too aliased or too big expanded."""
+    sizes: dict[int, int] = {}
+    aliases = 0
+    # Iterative walk: a hostile file must not be able to exhaust the Python stack either.
+    stack: list[tuple[yaml.Node, int, bool]] = [(node, 1, False)]
+    while stack:
+        current, depth, done = stack.pop()
+        if depth > MAX_YAML_DEPTH:
+            raise ConfigError(f"{where}: nested deeper than {MAX_YAML_DEPTH} levels")
+        children: list[yaml.Node] = []
+        if isinstance(current, yaml.SequenceNode):
+            children = list(current.value)
+        elif isinstance(current, yaml.MappingNode):
+            children = [n for pair in current.value for n in pair]
+        if done:
+            sizes[id(current)] = 1 + sum(sizes.get(id(c), 1) for c in children)
+            if sizes[id(current)] > MAX_YAML_NODES:
+                raise ConfigError(f"{where}: more than {MAX_YAML_NODES:,} values once aliases are expanded "
+                                  "(a YAML bomb?)")
+            continue
+        if id(current) in sizes:
+            aliases += 1  # a node reached twice is an alias
+            if aliases > MAX_YAML_ALIASES:
+                raise ConfigError(f"{where}: more than {MAX_YAML_ALIASES} YAML aliases")
+            continue
+        sizes[id(current)] = 0  # in progress (a cycle counts as an alias, then stops)
+        stack.append((current, depth, True))
+        stack.extend((c, depth + 1, False) for c in children)
+
+
+class _DepthLimitedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses nesting past ``MAX_YAML_DEPTH`` while composing.
+
+    Checked as nodes are composed, so ``[[[[...`` fails after 50 brackets, not after scanning
+    (and recursing through) the whole file.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise ConfigError(f"nested deeper than {MAX_YAML_DEPTH} levels (line {mark.line + 1})")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def safe_load_yaml(raw: bytes, where: str) -> Any:
+    """Parse YAML with PyYAML's safe loader under the size, alias, node and depth limits above.
+
+    Raises:
+        ConfigError: one line, naming ``where`` and what is wrong.
+    """
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{where}: {len(raw):,} bytes, more than the {MAX_CONFIG_BYTES:,} allowed")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{where}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    loader = _DepthLimitedLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _yaml_limits(node, where)
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    finally:
+        loader.dispose()
+
+
+def one_line(exc: ValidationError) -> str:
+    """``"sources: Input should be a valid tuple; gis: Field required"``: every problem, one line."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "config"
+        parts.append(f"{loc}: {' '.join(str(err['msg']).split())}")
+    return "; ".join(parts)
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> CityConfig:
@@ -184,18 +314,51 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ci
         The validated configuration, with relative paths made absolute.
 
     Raises:
-        ConfigError: with every validation problem listed, never a bare traceback.
+        ConfigError: with every problem listed on one line, never a bare traceback.
     """
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read city config {path}: {exc}") from exc
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read city config {path}: {exc.strerror or exc}") from None
+    data = safe_load_yaml(raw, f"city config {path}") or {}
     if not isinstance(data, dict):
-        raise ConfigError(f"city config {path} must be a mapping at the top level")
+        raise ConfigError(f"city config {path} must be a mapping at the top level, not a {type(data).__name__}")
     data = _resolve_paths(data, path.resolve().parent)
     data.update(overrides or {})
     try:
         return CityConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"invalid city config {path}:\n{exc}") from exc
+        raise ConfigError(f"invalid city config {path}: {one_line(exc)}") from None
+
+
+def missing_secrets(cfg: CityConfig, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Names of the environment variables the config needs but that are unset or empty.
+
+    Every plugin setting ending in ``_env`` (after the plugin's own defaults) names a secret's
+    variable. The ticketing plugin's are needed only when ``filing_enabled`` (a dry run never
+    sends the key). Plugins that cannot be loaded are left to the run to report.
+    """
+    from social311.integrations import registry
+
+    environ = os.environ if environ is None else environ
+    refs = [("sources", r) for r in cfg.sources] + [("gis", cfg.gis)] + [("gis", r) for r in cfg.boundaries]
+    if cfg.filing_enabled:
+        refs.append(("ticketing", cfg.ticketing))
+    missing = []
+    for kind, ref in refs:
+        try:
+            settings = registry.load_class(kind, ref.plugin).config_model.model_validate(ref.config).model_dump()
+        except Exception:  # noqa: BLE001 - an unknown plugin or bad settings is reported by the run itself
+            settings = dict(ref.config)
+        for key, value in settings.items():
+            if key.endswith("_env") and isinstance(value, str) and value and not environ.get(value):
+                missing.append(f"{kind} {ref.instance_name}: {key} names {value}, which is not set")
+    return missing
+
+
+def require_secrets(cfg: CityConfig, environ: Mapping[str, str] | None = None) -> None:
+    """Raise ConfigError (one line) when a secret the config needs is missing from the environment."""
+    missing = missing_secrets(cfg, environ)
+    if missing:
+        raise ConfigError("missing secret: " + "; ".join(missing))

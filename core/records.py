@@ -7,7 +7,11 @@ datetimes are timezone-aware UTC.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -22,7 +26,44 @@ class Record(BaseModel):
 def _as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("datetime must carry a timezone")
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        # 0001-01-01T00:30+01:00 or 9999-12-31T23:30-01:00: no UTC datetime exists for it.
+        raise ValueError(f"date out of range: {value.isoformat()} has no UTC equivalent") from None
+
+
+# Invisible characters that change how text reads or matches without being seen: zero-width
+# space/no-break, word joiner, BOM, Mongolian vowel separator, and every bidi embedding,
+# override and isolate (the "Trojan Source" set). ZWJ/ZWNJ (U+200C/U+200D) stay: emoji and
+# Indic/Persian words need them. LRM/RLM (U+200E/U+200F) and ALM (U+061C) go: they only steer display.
+_INVISIBLE = re.compile("[\u200b\u2060\ufeff\u180e\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
+# C0 and C1 control characters except tab and newline: they break terminals and CSV exports.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Line/paragraph separators read as line breaks everywhere else; one newline is what they mean.
+_SEPARATORS = re.compile("[\u2028\u2029]")
+
+
+def normalise_text(text: str) -> str:
+    """NFC text without control or invisible characters, trimmed (what every stored post holds)."""
+    text = unicodedata.normalize("NFC", text)
+    text = _SEPARATORS.sub("\n", text)
+    return _INVISIBLE.sub("", _CONTROL.sub("", text)).strip()
+
+
+def finite_number(value: object) -> object:
+    """``value`` unchanged unless it is a boolean or a non-finite float (then ValueError)."""
+    # JSON `true` is not 1.0, and NaN/Infinity pass every range check by failing none of them.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+#: URL schemes a post's link may have; ``javascript:``, ``data:``, ``file:`` and the rest are refused.
+URL_SCHEMES = ("http", "https")
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 
 
 class Post(Record):
@@ -38,18 +79,63 @@ class Post(Record):
     native_id: str = Field(min_length=1, max_length=150)
     text: str = Field(min_length=1, max_length=10_000)
     created_at: datetime
-    author_hash: str | None = None
+    author_hash: str | None = Field(default=None, max_length=128)
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
-    place_name: str | None = None
+    place_name: str | None = Field(default=None, max_length=300)
     place_bbox: tuple[float, float, float, float] | None = None  # (min_lon, min_lat, max_lon, max_lat)
-    repost_of: str | None = None  # post_id of the original when this is a repost / retweet / quote
-    reply_to: str | None = None
+    repost_of: str | None = Field(default=None, max_length=200)  # post_id of the original (repost / quote)
+    reply_to: str | None = Field(default=None, max_length=200)
     mentions_city: bool = False
-    lang: str | None = None
-    url: str | None = None
+    lang: str | None = Field(default=None, max_length=35)  # a BCP 47 tag; the longest registered fit in 35
+    url: str | None = Field(default=None, max_length=2048)
 
     _utc = field_validator("created_at")(_as_utc)
+
+    @field_validator("lat", "lon", mode="before")
+    @classmethod
+    def _coordinate_is_a_number(cls, value: object) -> object:
+        return finite_number(value)
+
+    @field_validator("place_bbox", mode="before")
+    @classmethod
+    def _bbox_numbers(cls, value: object) -> object:
+        if isinstance(value, (list, tuple)):
+            for item in value:
+                finite_number(item)
+        return value
+
+    @field_validator("text", mode="before")
+    @classmethod
+    def _normalised_text(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = normalise_text(value)
+            if not value:
+                raise ValueError("empty after removing whitespace, control and invisible characters")
+        return value
+
+    @field_validator("place_name", mode="before")
+    @classmethod
+    def _normalised_place_name(cls, value: object) -> object:
+        return (normalise_text(value) or None) if isinstance(value, str) else value
+
+    @field_validator("lang")
+    @classmethod
+    def _lang_tag(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z]{1,8}(?:[-_][A-Za-z0-9]{1,8})*", value):
+            raise ValueError("not a language tag (BCP 47, e.g. 'en' or 'pt-BR')")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _web_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = normalise_text(value)
+        match = _URL_SCHEME.match(value)
+        if not match or match.group(1).lower() not in URL_SCHEMES:
+            raise ValueError(f"scheme refused: only {'/'.join(URL_SCHEMES)} links are kept")
+        return value
 
     @model_validator(mode="after")
     def _coordinates_come_in_pairs(self) -> Post:
@@ -57,7 +143,48 @@ class Post(Record):
             raise ValueError("lat and lon must both be given or both be absent")
         if self.lat == 0 and self.lon == 0:
             raise ValueError("(0, 0) is a null-island placeholder, not a location")
+        if self.place_bbox is not None:
+            min_lon, min_lat, max_lon, max_lat = self.place_bbox
+            if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
+                raise ValueError("place_bbox must be (min_lon, min_lat, max_lon, max_lat) within WGS84 "
+                                 "with min <= max")
         return self
+
+
+@dataclass(frozen=True)
+class PostLimits:
+    """City-level plausibility rules a valid :class:`Post` must also meet to be stored.
+
+    Attributes:
+        earliest: posts dated before this are refused (default: 2006, before any platform we read).
+        future_tolerance: how far past now a post may be dated (clock skew between servers).
+        city_bbox: (min_lon, min_lat, max_lon, max_lat); a point outside it whose swapped
+            axes fall inside is refused as a swapped-axis export, never stored misplaced.
+    """
+
+    earliest: datetime = datetime(2006, 1, 1, tzinfo=timezone.utc)
+    future_tolerance: timedelta = timedelta(days=1)
+    city_bbox: tuple[float, float, float, float] | None = None
+
+
+def implausible(post: Post, limits: PostLimits, *, now: datetime | None = None) -> str | None:
+    """Why ``post`` cannot be stored as it is (a quarantine reason), or None when it can."""
+    now = now or datetime.now(timezone.utc)
+    if post.created_at < limits.earliest:
+        return f"created_at: {post.created_at.isoformat()} is before {limits.earliest.date().isoformat()} (earliest allowed)"
+    if post.created_at > now + limits.future_tolerance:
+        return (f"created_at: {post.created_at.isoformat()} is in the future "
+                f"(more than {limits.future_tolerance} after {now.replace(microsecond=0).isoformat()})")
+    if limits.city_bbox and post.lat is not None and post.lon is not None:
+        min_lon, min_lat, max_lon, max_lat = limits.city_bbox
+
+        def inside(lat: float, lon: float) -> bool:
+            return min_lat <= lat <= max_lat and min_lon <= lon <= max_lon
+
+        if not inside(post.lat, post.lon) and inside(post.lon, post.lat):
+            return (f"lat/lon swapped: ({post.lat}, {post.lon}) is outside the city but "
+                    f"({post.lon}, {post.lat}) is inside it")
+    return None
 
 
 class Reject(Record):

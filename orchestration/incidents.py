@@ -169,7 +169,7 @@ def _incident_row(inc, by_id: Mapping[str, tuple], cfg: CityConfig, now: datetim
             float(inc.confidence), status, now)
 
 
-def update_incidents(con, cfg: CityConfig) -> dict:
+def update_incidents(con, cfg: CityConfig, *, run_id: str | None = None) -> dict:
     """Merge this run's new reports into incidents, touching only the incidents they change.
 
     Reports not yet in any incident are merged with each other and with their neighbourhood of
@@ -238,6 +238,9 @@ def update_incidents(con, cfg: CityConfig) -> dict:
         insert_many(con, "insert into ops.incidents values (" + ", ".join(["?"] * 14) + ")", incident_rows)
         insert_many(con, "insert into ops.incident_posts values (?, ?, ?)", new_members)
         labelled = apply_review_labels(con)
+        # One bad incident is held (with its reason), not the whole city: see orchestration/screening.py.
+        from social311.orchestration.screening import screen_ready_incidents
+        screened = screen_ready_incidents(con, cfg, ready_incidents_suite(cfg.bbox), run_id=run_id)
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
@@ -245,7 +248,8 @@ def update_incidents(con, cfg: CityConfig) -> dict:
     total = con.execute("select count(*) from ops.incidents").fetchone()[0]
     return {"new_reports": len(new_ids), "neighbours": len(neighbours), "incidents": total,
             "incidents_written": len(incident_rows), "new_incidents": len(fresh), "incidents_grown": len(grown),
-            "review_labels_applied": labelled, **{f"written_status_{k}": v for k, v in statuses.items()}}
+            "review_labels_applied": labelled, "screening": screened,
+            **{f"written_status_{k}": v for k, v in statuses.items()}}
 
 
 @dg.multi_asset(
@@ -261,7 +265,13 @@ def incidents(context: dg.AssetExecutionContext, city: CityResource):
     """Merges this run's new reports into incidents with stable ids (only touched incidents are rewritten)."""
     cfg = city.load()
     with connect(cfg.duckdb_path) as con:
-        figures = update_incidents(con, cfg)
+        figures = update_incidents(con, cfg, run_id=context.run_id)
+    screened = figures.pop("screening")
+    if screened["held"] or screened["systemic"]:
+        context.log.warning(f"screening: {screened['failing']} of {screened['ready']} ready incidents fail the blocking "
+                            "suite; " + (screened.get("error") or "too many to be one bad input: none held, the blocking check decides"
+                                         if screened["systemic"] else f"held (quarantine stage 'screening'): {screened['held']}"))
+    figures["held_by_screening"] = len(screened["held"])
     context.log.info(f"{figures['new_reports']} new reports (with {figures['neighbours']} earlier ones nearby) merged: "
                      f"{figures['new_incidents']} new incidents, {figures['incidents_written']} written, "
                      f"{figures['incidents']} in all; {figures['review_labels_applied']} reviewer labels applied")

@@ -103,7 +103,7 @@ def test_cursor_resumes_after_appended_lines_and_new_files(tmp_path: Path) -> No
     source = make(tmp_path)
     path = write_drop(tmp_path, [post("1"), post("2")], "posts-001")
     first = source.fetch(None, pseudonym_key=KEY)
-    assert json.loads(first.cursor) == {"file": "posts-001.jsonl", "line": 2}
+    assert json.loads(first.cursor)["files"]["posts-001.jsonl"]["line"] == 2
     with path.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(post("3")) + "\n")
     write_drop(tmp_path, [post("4")], "posts-002")
