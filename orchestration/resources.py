@@ -41,9 +41,13 @@ class CityResource(dg.ConfigurableResource):
         """
         from social311.warehouse import RunLockHeld, run_lock
 
+        run = context.run
         with contextlib.ExitStack() as stack:
+            if run is None:  # a sensor or schedule evaluation reads the config; it is not a run
+                yield self
+                return
             try:
-                stack.enter_context(run_lock(self.load().duckdb_path, owner=f"Dagster run {context.run_id}"))
+                stack.enter_context(run_lock(self.load().duckdb_path, owner=f"Dagster run {run.run_id}"))
             except RunLockHeld as exc:
                 raise dg.Failure(description=str(exc)) from None
             yield self
