@@ -81,6 +81,8 @@ def summarise(result, duckdb_path: Path, started: datetime) -> RunSummary:
     summary = RunSummary(run_id=result.run_id, success=result.success)
     for event in result.get_step_failure_events():
         error = event.step_failure_data.error if event.step_failure_data else None
+        while error is not None and error.cause is not None:  # Dagster's wrapper -> the user's own error
+            error = error.cause
         summary.failed_steps.append(f"{event.step_key}" + (f" ({_first_line(error.message)})" if error else ""))
     for evaluation in result.get_asset_check_evaluations():
         if evaluation.passed:

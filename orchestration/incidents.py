@@ -15,6 +15,7 @@ from social311.orchestration.quality import Suite, gx_check, sql_check
 from social311.orchestration.resources import CityResource
 from social311.privacy import mask_personal_data
 from social311.warehouse import connect, insert_many
+from social311.logs import counts as log_counts
 
 POSTS_IN_WARDS = dg.AssetKey(["int_posts_in_wards"])
 INCIDENTS = dg.AssetKey(["ops", "incidents"])
@@ -144,7 +145,7 @@ def incidents(context: dg.AssetExecutionContext, city: CityResource):
         insert_many(con, "insert into ops.incident_posts values (?, ?, ?)", member_rows)
         labelled = apply_review_labels(con)
         con.execute("commit")
-    context.log.info(f"{len(rows)} reports merged into {len(merged)} incidents: {statuses}; {labelled} reviewer labels applied")
+    context.log.info(f"{len(rows)} reports merged into {len(merged)} incidents: {log_counts(statuses)}; {labelled} reviewer labels applied")
     yield dg.MaterializeResult(asset_key=INCIDENTS, metadata={"incidents": len(merged), "reports": len(rows),
                                                               "review_labels_applied": labelled,
                                                               **{f"status_{k}": v for k, v in statuses.items()}})

@@ -58,13 +58,14 @@ def test_job_launched_with_the_instance_runs_in_process_and_a_second_run_is_refu
     by_status = {run.status: run for run in runs}
     ok = by_status[dg.DagsterRunStatus.SUCCESS]
     assert dg.DagsterRunStatus.FAILURE in by_status
-    messages = [record.event_log_entry.user_message or "" for record in instance.all_logs(ok.run_id)]
-    assert any("in process" in m.lower() for m in messages), "the run did not use the in-process executor"
+    events = instance.all_logs(ok.run_id)
+    messages = [event.user_message or "" for event in events]
+    assert any("executing steps in process" in m.lower() for m in messages), "the run did not use the in-process executor"
     assert not any("multiprocess" in m.lower() for m in messages)
     assert not any("Conflicting lock" in m for m in messages)
     # the first run did its whole job: tickets filed and checks evaluated
     with connect(cfg.duckdb_path, read_only=True) as con:
         assert con.execute("select count(*) from ops.ticket_ledger where state = 'submitted'").fetchone()[0] > 0
-    checks = [r for r in instance.all_logs(ok.run_id) if r.dagster_event and r.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"]
+    checks = [e for e in events if e.dagster_event and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"]
     assert len(checks) >= 40
     assert run_lock_holder(cfg.duckdb_path) == ""  # released
