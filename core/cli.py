@@ -433,6 +433,11 @@ def main(argv: list[str] | None = None) -> int:
     except PermissionError as exc:
         _say_error(f"permission denied: {exc.filename or _one_line(str(exc))}", log_format)
         return EXIT_UNAVAILABLE
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        _say_error(f"address in use ({exc.strerror}): choose another port with --port (0: any free port)", log_format)
+        return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         _say_error("interrupted", log_format)
         return 130

@@ -182,3 +182,13 @@ def test_dbt_runs_through_the_bound_launcher():
 
     assert Path(dbt_executable()).name == "social311-dbt"
     assert shutil.which(dbt_executable())
+
+
+def test_demo_on_a_port_in_use_is_one_line_and_exit_4(tmp_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        assert main(["demo", "--workdir", str(tmp_path / "demo"), "--port", str(busy)]) == EXIT_UNAVAILABLE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("social311: error: address in use"), err
