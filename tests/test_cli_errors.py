@@ -51,7 +51,6 @@ MISTAKES = [
     ("eval data missing", lambda t: ["eval", "--data", "nope.csv", "--task", "relevance", "--text-column", "t",
                                      "--label-column", "l"], EXIT_USAGE, "--data nope.csv: no such file"),
     ("eval data without columns", lambda t: ["eval", "--data", "x.csv"], EXIT_USAGE, "--data needs --task"),
-    ("eval data-dir missing", lambda t: ["eval", "--data-dir", str(t / "none")], EXIT_USAGE, "no such folder"),
     ("non-UTF-8 YAML", lambda t: ["run", "--config", write(t, "latin1.yaml", "city: Münster\n".encode("latin-1"))],
      EXIT_USAGE, "not UTF-8"),
     ("YAML syntax", lambda t: ["run", "--config", write(t, "broken.yaml", b"city: [unclosed\n")], EXIT_USAGE, "broken.yaml"),
