@@ -23,8 +23,8 @@ install: $(STAMP)
 # torch==2.13.0 in the lock resolves to the CPU wheel through pip's configured find-links.
 $(STAMP): requirements.lock.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	@echo "installing the pinned stack into $(VENV) (about 90 s, once)"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock.txt > $(VENV)/install.log 2>&1 || (tail -n 40 $(VENV)/install.log; exit 1)
+	@echo "installing the pinned stack into $(VENV) (about 90 s, once; full log in $(VENV)/install.log)"
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off --log $(VENV)/install.log -r requirements.lock.txt
 	$(BIN)/python -m pip check
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)

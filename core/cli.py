@@ -1,28 +1,54 @@
-"""The ``social311`` command line: demo, run, sandbox, tickets.
+"""The ``social311`` command line: demo, run, validate, sandbox, tickets, eval, review.
 
 Usage::
 
     social311 demo [--workdir DIR]          # the bundled demo city, end to end, offline
     social311 run --config CITY.yaml        # one pass of the pipeline for a configured city
+    social311 validate --config CITY.yaml   # check a deployment without writing anything
     social311 sandbox --port 8311           # the local Open311 sandbox server alone
     social311 tickets --config CITY.yaml [--stuck]
     social311 eval [--out FILE]             # the language models on the shared labelled data
     social311 review --config CITY.yaml [--accept ID | --reject ID | --relabel ID CODE]
+    social311 --version
+
+Every mistake ends with one line on stderr (``social311: error: ...``) and an exit code of
+:data:`EXIT_CODES`, never a traceback; the README's "Exit codes" table lists them.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import json
 import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+#: Exit codes of every command (the README's table). argparse's own usage errors are 2 as well.
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1  # a step or an ERROR check failed, or a ticket is held/failed (core/run_summary.py)
+EXIT_USAGE = 2  # a wrong argument, a missing or invalid config, a missing file, an unset api_key variable
+EXIT_BUSY = 3  # another run of the city holds its lock, or the warehouse is in use: try again later
+EXIT_UNAVAILABLE = 4  # the machine refuses: port in use, permission denied
+EXIT_CODES = {EXIT_OK: "success", EXIT_RUN_FAILED: "the run finished with a failure to act on",
+              EXIT_USAGE: "usage or configuration mistake", EXIT_BUSY: "city busy: another run or process holds it",
+              EXIT_UNAVAILABLE: "a system resource is unavailable (port in use, permission denied)"}
+
+
+class CliError(Exception):
+    """A mistake the CLI reports as one line and an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.code = code
+
 # Offline by default: never let a library try to reach a model hub or a telemetry endpoint.
+# DBT_USE_COLORS: dbt's output goes to logs and files, where ANSI colour codes are noise.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1",
                "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "GX_ANALYTICS_ENABLED": "false",
-               "TOKENIZERS_PARALLELISM": "false"}
+               "TOKENIZERS_PARALLELISM": "false", "DBT_USE_COLORS": "false"}
 
 
 def _offline() -> None:
@@ -41,12 +67,20 @@ def dagster_instance(home: Path):
     return DagsterInstance.from_config(str(home))
 
 
-def run_pipeline(config_path: Path, *, dagster_home: Path | None = None):
+def run_pipeline(config_path: Path, *, dagster_home: Path | None = None, log_format: str = "text"):
     """Materialize the whole graph once for the city in ``config_path``.
+
+    The city's single-run lock (``warehouse.run_lock``) is held for the whole run.
+
+    Args:
+        log_format: ``text`` (Dagster's console lines) or ``json`` (one JSON object a line).
 
     Returns:
         (Dagster's in-process result, the time the run started) so callers can report what
         this run filed.
+
+    Raises:
+        RunLockHeld: another run of this city is in progress.
     """
     _offline()
     os.environ["SOCIAL311_CONFIG"] = str(config_path.resolve())
@@ -59,8 +93,15 @@ def run_pipeline(config_path: Path, *, dagster_home: Path | None = None):
     # INFO keeps the console to progress lines (posts embedded, tickets filed) and problems;
     # the full DEBUG event stream is still in the Dagster instance for `dagster dev`.
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-    result = defs.resolve_job_def("social311_pipeline").execute_in_process(
-        run_config=run_config, instance=dagster_instance(home), raise_on_error=False)
+    job = defs.resolve_job_def("social311_pipeline")
+    if log_format == "json":
+        import dagster as dg
+
+        job = job.with_logger_defs({"console": dg.json_console_logger})
+    from social311.warehouse import run_lock
+
+    with run_lock(cfg.duckdb_path, owner="social311 run (command line)"):
+        result = job.execute_in_process(run_config=run_config, instance=dagster_instance(home), raise_on_error=False)
     return result, started
 
 
@@ -68,7 +109,7 @@ def filed_since(duckdb_path: Path, since: datetime) -> list[tuple]:
     """Tickets filed since a time: (request id, service name, ward, posts merged)."""
     from social311.warehouse import connect
 
-    with connect(duckdb_path) as con:
+    with connect(duckdb_path, read_only=True) as con:
         return con.execute(
             """select l.service_request_id, coalesce(c.service_name, l.service_code), i.ward_id, i.post_count
                from ops.ticket_ledger l join ops.incidents i using (incident_id)
@@ -77,12 +118,50 @@ def filed_since(duckdb_path: Path, since: datetime) -> list[tuple]:
                order by l.filed_at, l.incident_id""", [since]).fetchall()
 
 
-def print_tickets(rows: list[tuple]) -> None:
-    print(f"\nTickets filed this run: {len(rows)}")
-    if rows:
-        print(f"  {'request id':<14} {'service':<34} {'ward':<6} posts merged")
-        for request_id, service, ward, posts in rows:
-            print(f"  {request_id or '(token)':<14} {service[:34]:<34} {ward or '-':<6} {posts}")
+def load_city(path: str | Path):
+    """The city config, or a one-line :class:`CliError` (exit 2) for every way it can be wrong."""
+    import yaml
+
+    from social311.config import ConfigError, load_config
+
+    path = Path(path)
+    if not path.is_file():
+        raise CliError(f"no city config at {path}" + (" (it is a folder)" if path.is_dir() else ""))
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise CliError(_one_line(str(exc))) from None
+    except UnicodeDecodeError as exc:
+        raise CliError(f"city config {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except (yaml.YAMLError, ValueError, TypeError, AttributeError) as exc:
+        # A config shaped unlike the schema (e.g. `sources` as a mapping) can fail before
+        # validation; it is still the config's fault, so it is said as such.
+        raise CliError(f"invalid city config {path}: {_one_line(str(exc)) or type(exc).__name__}") from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def require_api_key(cfg) -> None:
+    """Filing on with the api_key variable unset is a mistake to say before the run, not a retry_wait after it."""
+    name = cfg.ticketing.config.get("api_key_env")
+    if cfg.filing_enabled and name and not os.environ.get(name):
+        raise CliError(f"${name} is not set: it must hold the Open311 api_key (filing_enabled is true); "
+                       f"set it, or set filing_enabled: false for a dry run")
+
+
+def _run_and_report(config_path: Path, cfg, args: argparse.Namespace, *, dagster_home: Path | None = None) -> int:
+    from social311.run_summary import summarise
+    from social311.warehouse import RunLockHeld
+
+    try:
+        result, started = run_pipeline(config_path, dagster_home=dagster_home, log_format=args.log_format)
+    except RunLockHeld as exc:
+        raise CliError(str(exc), EXIT_BUSY) from None
+    summary = summarise(result, Path(cfg.duckdb_path), started)
+    print(summary.json() if args.log_format == "json" else summary.text())
+    return summary.exit_code
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -90,50 +169,66 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     workdir = Path(args.workdir).resolve()
     with prepare_demo(workdir, port=args.port) as config_path, contextlib.ExitStack() as stack:
-        from social311.config import load_config
-
         if getattr(args, "source", "file_drop") == "mastodon":  # the posts through the Mastodon fake
             from social311.demo.social import serve_on_mastodon
 
             config_path = stack.enter_context(serve_on_mastodon(config_path))
-
-        cfg = load_config(config_path)
-        result, started = run_pipeline(config_path, dagster_home=workdir / "dagster_home")
-        ok = result.success
-        print_tickets(filed_since(cfg.duckdb_path, started))
-    print(f"Ward report: {Path(cfg.report_dir) / 'index.html'}")
-    print(f"Warehouse:   {cfg.duckdb_path}")
-    if not ok:
-        print("The run had failures: see the log above.", file=sys.stderr)
-    return 0 if ok else 1
+        cfg = load_city(config_path)
+        code = _run_and_report(config_path, cfg, args, dagster_home=workdir / "dagster_home")
+    if args.log_format != "json":
+        print(f"Ward report: {Path(cfg.report_dir) / 'index.html'}")
+        print(f"Warehouse:   {cfg.duckdb_path}")
+    if code:
+        print("social311: the run had failures: see the lines starting with error: above", file=sys.stderr)
+    return code
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from social311.config import ConfigError, load_config
+    cfg = load_city(args.config)
+    require_api_key(cfg)
+    code = _run_and_report(Path(args.config), cfg, args)
+    if args.log_format != "json":
+        print(f"Ward report: {Path(cfg.report_dir) / 'index.html'}")
+    return code
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    result, started = run_pipeline(Path(args.config))
-    print_tickets(filed_since(cfg.duckdb_path, started))
-    print(f"Ward report: {Path(cfg.report_dir) / 'index.html'}")
-    return 0 if result.success else 1
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    _offline()
+    from social311.validate import validate_city
+
+    cfg = load_city(args.config)
+    findings = validate_city(cfg)
+    failed = [f for f in findings if f.level == "fail"]
+    if args.log_format == "json":
+        print(json.dumps({"config": str(args.config), "findings": [f.__dict__ for f in findings],
+                          "exit_code": EXIT_USAGE if failed else EXIT_OK}))
+    else:
+        for finding in findings:
+            print(finding.line())
+        print(f"{len(findings)} checks: {len(failed)} failed, {sum(f.level == 'warn' for f in findings)} warnings")
+    if failed:
+        print(f"social311: error: {len(failed)} check(s) failed; first: {failed[0].check}: {failed[0].detail}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from social311.integrations.ticketing.sandbox import run_sandbox
 
-    run_sandbox(port=args.port, db_path=args.db, api_keys=args.api_key or ["demo-key"], quirk_modes=args.quirks or [])
-    return 0
+    try:
+        run_sandbox(port=args.port, db_path=args.db, api_keys=args.api_key or ["demo-key"], quirk_modes=args.quirks or [])
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise CliError(f"port {args.port} on 127.0.0.1 is in use: choose another with --port (0: any free port)",
+                           EXIT_UNAVAILABLE) from None
+        raise
+    return EXIT_OK
 
 
 def cmd_tickets(args: argparse.Namespace) -> int:
-    from social311.config import load_config
     from social311.warehouse import connect
 
-    cfg = load_config(args.config)
+    cfg = load_city(args.config)
     where = "where state not in ('submitted', 'linked')" if args.stuck else ""
     if args.retry:
         from social311.integrations.ticketing.ledger import TicketLedger
@@ -143,8 +238,11 @@ def cmd_tickets(args: argparse.Namespace) -> int:
             for incident_id in args.retry:
                 done = ledger.requeue(incident_id)
                 print(f"{incident_id}: " + ("requeued for the next run" if done else "not failed or waiting; left as it is"))
-        return 0
-    with connect(cfg.duckdb_path) as con:
+        return EXIT_OK
+    # Read-only: listing the ledger never writes, and never creates a warehouse that is not there.
+    with connect(cfg.duckdb_path, read_only=True) as con:
+        if not con.execute("select count(*) from duckdb_tables() where schema_name = 'ops' and table_name = 'ticket_ledger'").fetchone()[0]:
+            raise CliError(f"the warehouse {cfg.duckdb_path} has no ticket ledger yet: run the pipeline first")
         rows = con.execute(f"select incident_id, state, service_code, service_request_id, attempts, next_attempt_at, last_error "
                            f"from ops.ticket_ledger {where} order by updated_at").fetchall()
     for incident_id, state, code, request_id, attempts, next_at, error in rows:
@@ -153,7 +251,7 @@ def cmd_tickets(args: argparse.Namespace) -> int:
             line += f" next={next_at:%Y-%m-%d %H:%M}"
         print(line + (f"\n    {error}" if error else ""))
     print(f"{len(rows)} ledger rows" + (" stuck" if args.stuck else ""))
-    return 0
+    return EXIT_OK
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -162,8 +260,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.data:
         if not (args.task and args.text_column and args.label_column):
-            print("--data needs --task, --text-column and --label-column", file=sys.stderr)
-            return 2
+            raise CliError("--data needs --task, --text-column and --label-column")
+        for option, value in (("--data", args.data), ("--train", args.train)):
+            if value and not Path(value).is_file():
+                raise CliError(f"{option} {value}: no such file")
         result = runner.run_file(args.task, Path(args.data), args.text_column, args.label_column,
                                  Path(args.train) if args.train else None, backend=args.backend,
                                  fine_tune=args.fine_tune)
@@ -172,24 +272,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
         if not data_dir.is_dir():
+            # Documented: the shared data is optional (tests/test_eval.py); saying so is enough.
             print(f"no shared data at {data_dir} (set SOCIAL311_SHARED_DATA or --data-dir): nothing to evaluate")
-            return 0
+            return EXIT_OK
         only = {name.strip() for name in args.only.split(",") if name.strip()} if args.only else None
         result = runner.run_shared(data_dir, backend=args.backend, log=lambda m: print(m, file=sys.stderr),
                                    fine_tune=args.fine_tune, only=only)
     print(runner.format_table(result))
     runner.write(result, Path(args.out))
     print(f"\nWritten to {args.out}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    from social311.config import load_config
     from social311.models.review import LabelError, list_queue, record_label
     from social311.warehouse import connect
 
-    cfg = load_config(args.config)
-    with connect(cfg.duckdb_path) as con:
+    cfg = load_city(args.config)
+    listing = not (args.accept or args.reject or args.relabel)
+    # Listing the queue only reads: it opens the warehouse read-only.
+    with connect(cfg.duckdb_path, read_only=listing) as con:
         try:
             if args.accept:
                 record_label(con, args.accept, "accept")
@@ -203,31 +305,79 @@ def cmd_review(args: argparse.Namespace) -> int:
                     print(f"{r.incident_id}  {r.service_code or '-':<12} ward={r.ward_id or '-':<5} "
                           f"confidence={r.confidence:.2f} posts={r.post_count}  {r.text[:80]}")
                 print(f"{len(rows)} incidents waiting for review")
-                return 0
+                return EXIT_OK
         except LabelError as exc:
-            print(exc, file=sys.stderr)
-            return 2
+            raise CliError(_one_line(str(exc))) from None
     print("recorded; it takes effect on the next run")
-    return 0
+    return EXIT_OK
+
+
+def port(text: str) -> int:
+    """argparse type: a TCP port, 0 (any free port) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (0 to 65535)")
+    return value
+
+
+def quirk_mode(text: str) -> str:
+    """argparse type: a sandbox quirk mode name."""
+    from social311.integrations.ticketing.sandbox import QUIRK_MODES
+
+    if text not in QUIRK_MODES:
+        raise argparse.ArgumentTypeError(f"unknown quirk mode {text!r}; known: {', '.join(sorted(QUIRK_MODES))}")
+    return text
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr (``social311: error: ...``) and exit 2."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        command = self.prog.split()[-1]
+        raise CliError(("" if command == "social311" else f"{command}: ") + f"{message} (see --help)")
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("social311")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="social311", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="social311", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"social311 {version()}")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="json: Dagster's log lines and the run summary as JSON objects, one a line")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    # --log-format is accepted after the command too (`social311 run --config X --log-format json`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-format", choices=("text", "json"), default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    add = sub.add_parser
+    sub.add_parser = lambda *a, **k: add(*a, parents=[common], **k)  # every command gets the shared option
     demo = sub.add_parser("demo", help="run the bundled demo city end to end (offline)")
     demo.add_argument("--workdir", default=".social311/demo", help="where the demo keeps its warehouse, drop folder and report")
-    demo.add_argument("--port", type=int, default=0, help="the demo sandbox's port (default: any free port)")
+    demo.add_argument("--port", type=port, default=0, help="the demo sandbox's port (default: any free port)")
     demo.add_argument("--source", choices=("file_drop", "mastodon"), default="file_drop",
                       help="mastodon: serve the demo posts through a loopback Mastodon and read them with the real plugin")
     demo.set_defaults(func=cmd_demo)
     run = sub.add_parser("run", help="one pass of the pipeline for a configured city")
     run.add_argument("--config", required=True, help="the city YAML")
     run.set_defaults(func=cmd_run)
+    validate = sub.add_parser("validate", help="check a city config, its files, env vars, Open311 catalog and wards; writes nothing")
+    validate.add_argument("--config", required=True, help="the city YAML")
+    validate.set_defaults(func=cmd_validate)
     sandbox = sub.add_parser("sandbox", help="the local Open311 GeoReport v2 sandbox server")
-    sandbox.add_argument("--port", type=int, default=8311)
+    sandbox.add_argument("--port", type=port, default=8311)
     sandbox.add_argument("--db", default=".social311/sandbox.sqlite", help="SQLite file keeping the requests across restarts")
     sandbox.add_argument("--api-key", action="append", help="accepted api_key (repeatable; default demo-key)")
-    sandbox.add_argument("--quirks", action="append", metavar="MODE",
+    sandbox.add_argument("--quirks", action="append", metavar="MODE", type=quirk_mode,
                          help="behave like a real server: a mode of social311.integrations.ticketing.sandbox.QUIRK_MODES, "
                               "e.g. issue_reporting, open311_adapter, require_email (repeatable)")
     sandbox.set_defaults(func=cmd_sandbox)
@@ -263,9 +413,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say_error(message: str, log_format: str) -> None:
+    if log_format == "json":
+        print(json.dumps({"level": "error", "message": message}), file=sys.stderr)
+    else:
+        print(f"social311: error: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    """Run one command; every expected mistake becomes one stderr line and an exit code of EXIT_CODES."""
+    from social311.warehouse import RunLockHeld, WarehouseBusy, WarehouseMissing
+
+    argv = sys.argv[1:] if argv is None else argv
+    log_format = "json" if "--log-format=json" in argv or any(
+        a == "--log-format" and b == "json" for a, b in zip(argv, argv[1:])) else "text"
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except CliError as exc:
+        _say_error(str(exc), log_format)
+        return exc.code
+    except (RunLockHeld, WarehouseBusy) as exc:
+        _say_error(_one_line(str(exc)), log_format)
+        return EXIT_BUSY
+    except WarehouseMissing as exc:
+        _say_error(_one_line(str(exc)), log_format)
+        return EXIT_USAGE
+    except PermissionError as exc:
+        _say_error(f"permission denied: {exc.filename or _one_line(str(exc))}", log_format)
+        return EXIT_UNAVAILABLE
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        _say_error(f"address in use ({exc.strerror}): choose another port with --port (0: any free port)", log_format)
+        return EXIT_UNAVAILABLE
+    except KeyboardInterrupt:
+        _say_error("interrupted", log_format)
+        return 130
 
 
 if __name__ == "__main__":

@@ -9,11 +9,27 @@ The spatial extension is loaded from the ``duckdb-ext-spatial`` package, never d
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import re
+import threading
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
+
+
+class WarehouseBusy(RuntimeError):
+    """The warehouse file is held by another process (DuckDB allows one writer per file)."""
+
+
+class WarehouseMissing(FileNotFoundError):
+    """A read-only command was pointed at a warehouse file that does not exist."""
+
+
+class RunLockHeld(RuntimeError):
+    """Another run of the same city holds its single-run lock."""
 
 
 def extension_dir() -> str:
@@ -29,11 +45,21 @@ def connect(path: str | Path, *, read_only: bool = False) -> Iterator[duckdb.Duc
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(
-        str(path),
-        read_only=read_only,
-        config={"extension_directory": extension_dir(), "autoinstall_known_extensions": False},
-    )
+    elif not path.exists():
+        raise WarehouseMissing(f"no warehouse at {path}: run the pipeline for this city first")
+    try:
+        con = duckdb.connect(
+            str(path),
+            read_only=read_only,
+            config={"extension_directory": extension_dir(), "autoinstall_known_extensions": False},
+        )
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        # DuckDB's message names the file and the holder's PID; one line is what an operator needs.
+        holder = run_lock_holder(path)
+        raise WarehouseBusy(f"the warehouse {path} is in use by another process"
+                            + (f" ({holder})" if holder else "") + "; try again when it ends") from exc
     try:
         con.execute("LOAD spatial")
         if not read_only:
@@ -41,6 +67,94 @@ def connect(path: str | Path, *, read_only: bool = False) -> Iterator[duckdb.Duc
         yield con
     finally:
         con.close()
+
+
+# One pipeline run per city at a time. DuckDB already refuses a second writer, but only when the
+# second process opens the file, deep inside some step, and each step of both runs then fails on
+# "Conflicting lock is held". The lock file beside the warehouse turns that into one refusal at
+# the start of the second run, naming the first. flock is released by the kernel when the holder
+# dies (even by SIGKILL), so a crash never leaves a stale lock. Within one process the lock is
+# re-entrant: the CLI takes it before launching the run, and the run's resource takes it again.
+_HELD: dict[str, list] = {}  # lock path -> [open file, depth]
+_HELD_GUARD = threading.Lock()
+
+
+def run_lock_path(duckdb_path: str | Path) -> Path:
+    """The lock file of a city's warehouse: ``<warehouse>.run-lock`` beside it."""
+    path = Path(duckdb_path)
+    return path.with_name(path.name + ".run-lock")
+
+
+def run_lock_holder(duckdb_path: str | Path) -> str:
+    """Who holds the city's run lock, as written by the holder (empty when no run holds it)."""
+    try:
+        with open(run_lock_path(duckdb_path), encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return handle.read().strip() or "a social311 run"
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)  # free: what it says is stale
+            return ""
+    except OSError:
+        return ""
+
+
+@contextlib.contextmanager
+def run_lock(duckdb_path: str | Path, *, owner: str = "social311 run") -> Iterator[Path]:
+    """Hold the city's single-run lock for the block; raise :class:`RunLockHeld` if another run has it.
+
+    Args:
+        duckdb_path: the city's warehouse file; the lock lives beside it.
+        owner: a few words naming this run (e.g. its Dagster run id), shown to the refused run.
+    """
+    lock = run_lock_path(duckdb_path).resolve()
+    key = str(lock)
+    with _HELD_GUARD:
+        if key in _HELD:
+            _HELD[key][1] += 1
+            reentered = True
+        else:
+            reentered = False
+    if reentered:
+        try:
+            yield lock
+        finally:
+            _release(key)
+        return
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(lock, "a+", encoding="utf-8")  # noqa: SIM115 - held for the whole block
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise RunLockHeld(f"another run of this city is in progress ({holder}); "
+                          f"this one did not start. Lock file: {lock}") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{owner}, pid {os.getpid()}, since {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC\n")
+    handle.flush()
+    with _HELD_GUARD:
+        _HELD[key] = [handle, 1]
+    try:
+        yield lock
+    finally:
+        _release(key)
+
+
+def _release(key: str) -> None:
+    with _HELD_GUARD:
+        entry = _HELD[key]
+        entry[1] -= 1
+        if entry[1]:
+            return
+        del _HELD[key]
+    handle = entry[0]
+    handle.seek(0)
+    handle.truncate()  # the next reader sees no stale holder
+    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    handle.close()
 
 
 # Every table written from Python, in one place so the next engineer sees the whole warehouse.

@@ -14,6 +14,7 @@ from social311.orchestration.quality import Suite, gx_check, sql_check
 from social311.orchestration.resources import CityResource
 from social311.records import Place, Service, StreetSegment
 from social311.warehouse import connect, insert_many, registered
+from social311.logs import pairs as log_pairs
 
 STG_POSTS = dg.AssetKey(["stg_social__posts"])
 SERVICE_CATALOG = dg.AssetKey(["ops", "service_catalog"])
@@ -140,7 +141,7 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
                               "prefilter_oof_recall": round(prefilter.oof_recall, 4)}
         else:
             prefilter_meta = {"prefilter": f"not trained yet ({len(train_labels)} scored posts)"}
-        context.log.info(f"prefilter: {prefilter_meta}")
+        context.log.info(f"prefilter: {log_pairs(prefilter_meta)}")
         clock.lap("prefilter")
     rest = np.flatnonzero(~skip & ~embedded)
     embed(rest, total=int(embedded.sum()) + len(rest))

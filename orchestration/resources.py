@@ -8,6 +8,7 @@ event log or the UI.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -30,6 +31,26 @@ class CityResource(dg.ConfigurableResource):
     config_path: str
 
     _config: CityConfig | None = PrivateAttr(default=None)
+
+    @contextlib.contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext):
+        """Hold the city's single-run lock for the whole run (``warehouse.run_lock``).
+
+        A second run of the same city, from the CLI, a schedule, a sensor or the UI, fails here
+        with one line naming the first, before any step opens the warehouse.
+        """
+        from social311.warehouse import RunLockHeld, run_lock
+
+        run = context.run
+        with contextlib.ExitStack() as stack:
+            if run is None:  # a sensor or schedule evaluation reads the config; it is not a run
+                yield self
+                return
+            try:
+                stack.enter_context(run_lock(self.load().duckdb_path, owner=f"Dagster run {run.run_id}"))
+            except RunLockHeld as exc:
+                raise dg.Failure(description=str(exc)) from None
+            yield self
 
     def load(self) -> CityConfig:
         """The validated city config (read once per resource instance)."""

@@ -18,6 +18,7 @@ from social311.orchestration.quality import sql_check
 from social311.orchestration.resources import CityResource
 from social311.records import ServiceRequest
 from social311.warehouse import connect, insert_many
+from social311.logs import pairs as log_pairs
 
 TICKET_LEDGER = dg.AssetKey(["ops", "ticket_ledger"])
 TICKET_STATUS = dg.AssetKey(["ops", "ticket_status"])
@@ -91,7 +92,7 @@ def ticket_status(context: dg.AssetExecutionContext, city: CityResource) -> dg.M
     with connect(cfg.duckdb_path) as con:
         counts = sync_status(con, plugin)
         states = dict(con.execute("select status, count(*) from ops.ticket_status group by 1").fetchall())
-    context.log.info(f"ticket status sync: {counts}")
+    context.log.info(f"ticket status sync: {log_pairs(counts)}")
     return dg.MaterializeResult(metadata={**counts, **{f"status_{k}": v for k, v in states.items()}})
 
 

@@ -12,6 +12,7 @@ from social311.orchestration.quality import Suite, gx_check, sql_check
 from social311.orchestration.resources import CityResource
 from social311.records import ServiceRequest, TicketRequest
 from social311.warehouse import connect, insert_many
+from social311.logs import counts as log_counts
 
 SERVICE_CATALOG = dg.AssetKey(["ops", "service_catalog"])
 INCIDENTS = dg.AssetKey(["ops", "incidents"])
@@ -122,7 +123,7 @@ def ticket_ledger(context: dg.AssetExecutionContext, city: CityResource) -> dg.M
                                      f"${cfg.ticketing.api_key_env}: {exc}") from None
             outcomes[state] = outcomes.get(state, 0) + 1
             if done % log_every == 0 or done == len(due):
-                context.log.info(f"tickets filed {done}/{len(due)}: {outcomes}")
+                context.log.info(f"tickets filed {done}/{len(due)}: {log_counts(outcomes)}")
         ledger.draft_many(drafts)
         resolved = ledger.resolve_tokens(plugin) if plugin is not None else 0
         states = dict(con.execute("select state, count(*) from ops.ticket_ledger group by state").fetchall())

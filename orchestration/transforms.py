@@ -25,15 +25,23 @@ MANIFEST = PROJECT_DIR / "target" / "manifest.json"
 
 
 def dbt_executable() -> str:
-    """The dbt of this interpreter's environment (works whether or not the venv is activated)."""
-    candidate = Path(sys.executable).with_name("dbt")
-    return str(candidate) if candidate.exists() else "dbt"
+    """The dbt of this interpreter's environment (works whether or not the venv is activated).
+
+    ``social311-dbt`` (``core/child.py``) when installed: dbt that the kernel kills when the run
+    that started it dies, so a SIGKILLed run never leaves dbt holding the DuckDB lock.
+    """
+    for name in ("social311-dbt", "dbt"):
+        candidate = Path(sys.executable).with_name(name)
+        if candidate.exists():
+            return str(candidate)
+    return "dbt"
 
 
 def dbt_env(duckdb_path: str | Path) -> dict[str, str]:
     """What dbt's profiles.yml reads: the warehouse file and the packaged spatial extension."""
     return {"SOCIAL311_DUCKDB_PATH": str(duckdb_path), "SOCIAL311_DUCKDB_EXTENSION_DIR": extension_dir(),
-            "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+            "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "DBT_USE_COLORS": "false"}  # dbt's lines go to logs, where ANSI colour codes are noise
 
 
 def ensure_manifest() -> Path:
