@@ -144,11 +144,18 @@ def _one_line(text: str) -> str:
 
 
 def require_api_key(cfg) -> None:
-    """Filing on with the api_key variable unset is a mistake to say before the run, not a retry_wait after it."""
-    name = cfg.ticketing.config.get("api_key_env")
+    """Filing on with the api_key variable unset is a mistake to say before the run, not a retry_wait after it.
+
+    Every other secret a plugin names (settings ending in ``_env``) must be set too
+    (``config.require_secrets``: a one-line ConfigError, exit 2).
+    """
+    from social311.config import require_secrets
+
+    name = getattr(cfg.ticketing, "api_key_env", None)
     if cfg.filing_enabled and name and not os.environ.get(name):
         raise CliError(f"${name} is not set: it must hold the Open311 api_key (filing_enabled is true); "
                        f"set it, or set filing_enabled: false for a dry run")
+    require_secrets(cfg)
 
 
 def _run_and_report(config_path: Path, cfg, args: argparse.Namespace, *, dagster_home: Path | None = None) -> int:
@@ -422,6 +429,7 @@ def _say_error(message: str, log_format: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; every expected mistake becomes one stderr line and an exit code of EXIT_CODES."""
+    from social311.config import ConfigError
     from social311.warehouse import RunLockHeld, WarehouseBusy, WarehouseMissing
 
     argv = sys.argv[1:] if argv is None else argv
@@ -433,6 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         _say_error(str(exc), log_format)
         return exc.code
+    except ConfigError as exc:  # e.g. a missing secret found after the config loaded
+        _say_error(_one_line(str(exc)), log_format)
+        return EXIT_USAGE
     except (RunLockHeld, WarehouseBusy) as exc:
         _say_error(_one_line(str(exc)), log_format)
         return EXIT_BUSY

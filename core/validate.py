@@ -87,7 +87,7 @@ def _paths(cfg: CityConfig) -> list[Finding]:
 
 
 def _env(cfg: CityConfig) -> list[Finding]:
-    name = cfg.ticketing.config.get("api_key_env")
+    name = getattr(cfg.ticketing, "api_key_env", None)
     if not name:
         return [Finding("ok", "api_key", "no api_key_env configured (the server takes tickets without a key)")]
     if os.environ.get(name):
@@ -123,7 +123,7 @@ def _ticketing(cfg: CityConfig) -> list[Finding]:
     """The Open311 catalog, and every ``service_attributes`` code checked against it."""
     from social311.integrations import registry
 
-    name = cfg.ticketing.config.get("api_key_env")
+    name = getattr(cfg.ticketing, "api_key_env", None)
     key = os.environ.get(name) if name else None
     label = f"ticketing plugin {cfg.ticketing.instance_name}"
     try:
