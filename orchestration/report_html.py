@@ -177,7 +177,7 @@ def render_pages(data: ReportData) -> dict[str, str]:
     campaigns = _campaign_rows(data.campaigns, pages.names)
     out = {"index.html": env.get_template("city.html").render(
         **common, root="", totals=data.totals, ward_rows=ward_rows,
-        map_svg=charts.ward_map(data.wards, dict(pages.counts), _points(data.incidents), names=pages.names),
+        map_svg=charts.ward_map(data.wards, dict(pages.counts), _points(data.incidents), names=pages.names, width=440),
         trend_svg=charts.trend_chart(pages.trend_rows(None), start=pages.start, end=pages.end, y_max=pages.y_max),
         spikes=_spike_rows(pages.recent_spikes, pages), surges=_spike_rows(
             [s for s in data.surges if (pages.end - s["activity_date"]).days < 7], pages),
@@ -190,7 +190,7 @@ def render_pages(data: ReportData) -> dict[str, str]:
         incs = by_ward.get(ward_id, [])
         out[row["page"]] = env.get_template("ward.html").render(
             **common, root="../", ward=row,
-            map_svg=charts.ward_map(data.wards, dict(pages.counts), _points(incs), names=pages.names, highlight=ward_id),
+            map_svg=charts.ward_map(data.wards, dict(pages.counts), _points(incs), names=pages.names, highlight=ward_id, width=400),
             trend_svg=charts.trend_chart(pages.trend_rows(ward_id), start=pages.start, end=pages.end, y_max=pages.y_max),
             sentiment_svg=charts.sentiment_chart(pages.sentiment_rows(ward_id), start=pages.start, end=pages.end),
             spikes=_spike_rows([s for s in data.spikes if s["ward_id"] == ward_id], pages),
