@@ -18,6 +18,7 @@ from social311.warehouse import connect, insert_many
 SLA_TARGETS = dg.AssetKey(["ops", "sla_targets"])
 SPIKE_RULE = dg.AssetKey(["ops", "spike_rule"])
 CAMPAIGN_TERMS = dg.AssetKey(["ops", "campaign_terms"])
+SERVICE_CATALOG = dg.AssetKey(["ops", "service_catalog"])
 
 
 def term_pattern(term: str) -> str:
@@ -51,7 +52,9 @@ def write_rules(con: duckdb.DuckDBPyConnection, cfg: CityConfig) -> dict[str, in
 
 
 @dg.multi_asset(specs=[
-    dg.AssetSpec(SLA_TARGETS, description="Per-service response targets from the city YAML.", group_name="reporting"),
+    # After the catalog, so the check below judges the YAML's service codes against this run's catalog.
+    dg.AssetSpec(SLA_TARGETS, description="Per-service response targets from the city YAML.", group_name="reporting",
+                 deps=[SERVICE_CATALOG]),
     dg.AssetSpec(SPIKE_RULE, description="The spike rule's numbers from the city YAML.", group_name="reporting"),
     dg.AssetSpec(CAMPAIGN_TERMS, description="Campaign hashtags and keywords from the city YAML.", group_name="reporting"),
 ], compute_kind="yaml")
@@ -69,6 +72,10 @@ def defs() -> dg.Definitions:
         sql_check(asset=SLA_TARGETS, name="targets_are_positive",
                   description="Every SLA target is unset or a positive number of seconds.",
                   query="select service_code from ops.sla_targets where acknowledge_s <= 0 or close_s <= 0 or answer_s <= 0"),
+        sql_check(asset=SLA_TARGETS, name="targets_name_catalog_services",
+                  description="Every SLA line is `default` or a service code of the city's Open311 catalog (a typo is not ignored).",
+                  query="select service_code from ops.sla_targets where service_code <> 'default' "
+                        "and service_code not in (select service_code from ops.service_catalog)"),
         sql_check(asset=SPIKE_RULE, name="one_rule",
                   description="The spike rule table holds exactly one row.",
                   query="select count(*) from ops.spike_rule having count(*) <> 1"),

@@ -148,3 +148,26 @@ def test_rule_rows_from_the_yaml():
     assert rules["ops.spike_rule"] == [(28, 0, 3, 5, 3.0)]
     assert [r[:2] for r in rules["ops.campaign_terms"]] == [("Fix our streets", "#FixOurStreets"), ("Fix our streets", "pothole season")]
     assert term_pattern("a.b") == r"(?i)(^|[^\w#@])a\.b($|[^\w])"
+
+
+def test_the_rules_asset_writes_the_yaml_and_its_check_catches_a_misspelt_service(tmp_path):
+    import dagster as dg
+    import yaml
+
+    from social311.orchestration import city_rules
+    from social311.orchestration.resources import CityResource
+
+    path = tmp_path / "city.yaml"
+    path.write_text(yaml.safe_dump({
+        "city": "Springfield", "duckdb_path": "w.duckdb", "sources": [{"plugin": "file_drop"}], "gis": {"plugin": "geojson"},
+        "ticketing": {"plugin": "open311"}, "sla": {"POTHOLES": {"acknowledge_hours": 2}, "default": {"close_hours": 72}}}))
+    with connect(tmp_path / "w.duckdb") as con:
+        con.execute("insert into ops.service_catalog (service_code, service_name) values ('POTHOLE', 'Pothole in Street')")
+    definitions = city_rules.defs()
+    result = dg.materialize([city_rules.city_rules, *definitions.asset_checks],
+                            resources={"city": CityResource(config_path=str(path))}, raise_on_error=False)
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"targets_name_catalog_services": False, "targets_are_positive": True, "one_rule": True,
+                      "terms_are_not_blank": True}
+    assert rows(tmp_path / "w.duckdb", "select service_code from ops.sla_targets order by 1") == [
+        {"service_code": "POTHOLES"}, {"service_code": "default"}]
