@@ -183,7 +183,8 @@ def render_pages(data: ReportData) -> dict[str, str]:
             [s for s in data.surges if (pages.end - s["activity_date"]).days < 7], pages),
         responses=pages.response_rows(None), campaigns=campaigns,
         campaign_svg=charts.campaign_chart(data.campaigns, start=pages.start, end=pages.end),
-        unplaced=pages.ticket_rows([i for i in data.incidents if not i["ward_id"]]),
+        # No ward, or a ward of older boundaries than the map's: listed here, so no ticket goes unshown.
+        unplaced=pages.ticket_rows([i for i in data.incidents if i["ward_id"] not in pages.names]),
         waiting=[i for i in data.incidents if i["ticket_state"] == "not_filed"])}
     for row in ward_rows:
         ward_id = row["ward_id"]

@@ -76,7 +76,7 @@ CITY = """{% extends "base.html" %}{% from "macros.html" import ticket_table, re
 {% for c in campaigns %}<tr><td>{{ c.campaign }}</td><td class="num">{{ c.posts }}</td><td class="num">{{ c.authors }}</td><td class="num">{{ c.reposts }}</td>
 <td class="num">{{ c.sentiment if c.sentiment is not none else "—" }}</td><td>{{ c.ward_names }}</td></tr>{% endfor %}</table>
 {% else %}<p>No campaign configured or no post matched one yet.</p>{% endif %}
-{% if unplaced %}<h2>{{ "Tickets" if filing_enabled else "Draft tickets" }} without a ward</h2>{{ ticket_table(unplaced, filing_enabled) }}{% endif %}
+{% if unplaced %}<h2>{{ "Tickets" if filing_enabled else "Draft tickets" }} without a ward on this map</h2>{{ ticket_table(unplaced, filing_enabled) }}{% endif %}
 {{ waiting_table(waiting) }}
 {% endblock %}
 """

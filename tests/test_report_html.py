@@ -99,3 +99,8 @@ def test_hostile_text_and_ward_ids_are_escaped_and_kept_out_of_paths():
 def test_an_empty_city_renders():
     html = render(ReportData(city="Empty", generated_at=NOW, totals={}, wards=[], incidents=[], daily=[]))
     assert "No ward boundaries" in html and "No reports yet" in html
+
+
+def test_a_ticket_in_a_ward_of_older_boundaries_is_still_listed_on_the_city_page():
+    city = render(data([incident(ward_id="OLD-7", service_request_id="99001")]))
+    assert "without a ward on this map" in city and ">99001<" in city
