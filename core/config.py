@@ -146,6 +146,42 @@ class ScreeningSettings(_Strict):
                                   "blocking check stops filing (a bug upstream, not one bad post)")
     always_hold_up_to: int = Field(3, ge=0, description="this many failing incidents are always held, "
                                    "whatever their share (a small city has few ready incidents)")
+class ServiceLevel(_Strict):
+    """Response targets for one service (hours; unset = not tracked). The city's own SLA."""
+
+    acknowledge_hours: float | None = Field(None, gt=0, description="from filing to the city acknowledging the ticket")
+    close_hours: float | None = Field(None, gt=0, description="from filing to the ticket closed")
+    answer_hours: float | None = Field(None, gt=0, description="from the resident's post to our reply with the request "
+                                       "number (a reply sent, not only drafted)")
+
+
+class SpikeRule(_Strict):
+    """When a ward x service count is a spike (dbt mart ``fct_ward_service_spikes``)."""
+
+    baseline_days: int = Field(28, ge=7, le=365, description="the rolling baseline: days before the day, not counting it")
+    min_history_days: int = Field(7, ge=0, description="days of posts the city needs before a day is judged (a "
+                                  "new deployment has no baseline yet)")
+    min_count: int = Field(3, ge=1, description="reports on one day before it can be a spike, whatever the baseline")
+    ratio: float = Field(3.0, gt=1, description="a spike is at least this many times the baseline")
+    city_min_count: int = Field(5, ge=1, description="city-wide reports of one service on one day before it is a surge")
+
+
+class Campaign(_Strict):
+    """A hashtag or keyword group followed over time on the city page (e.g. a council's #FixOurStreets)."""
+
+    name: str = Field(min_length=1)
+    terms: tuple[str, ...] = Field(min_length=1, description="hashtags or words, matched case-insensitively as whole "
+                                   "words anywhere in a post")
+
+
+class AlertSettings(_Strict):
+    """Where alerts go: a Slack/Teams-compatible webhook and an outbox file, each once per alert."""
+
+    webhook_url_env: str | None = Field(None, description="environment variable holding the incoming-webhook URL "
+                                        "(the URL is a secret: it is never written in this file)")
+    outbox_path: Path | None = Field(None, description="JSON-lines file every alert is appended to (default: "
+                                     "alerts.jsonl beside the warehouse)")
+    timeout_s: float = Field(10, gt=0, description="read timeout of one webhook POST")
 
 
 class CityConfig(_Strict):
@@ -182,6 +218,11 @@ class CityConfig(_Strict):
     listening: ListeningPlan = Field(ListeningPlan(), description="what the social-platform sources search for")
     ingest: IngestSettings = IngestSettings()
     screening: ScreeningSettings = ScreeningSettings()
+    sla: dict[str, ServiceLevel] = Field(
+        default_factory=dict, description="per service_code (or `default` for every other service), response targets")
+    spikes: SpikeRule = SpikeRule()
+    campaigns: tuple[Campaign, ...] = ()
+    alerts: AlertSettings = AlertSettings()
 
     @model_validator(mode="after")
     def _unique_source_names(self) -> CityConfig:
@@ -195,6 +236,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     for key in ("duckdb_path", "report_dir"):
         if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
             data[key] = str((base / data[key]).resolve())
+    alerts = data.get("alerts")
+    if isinstance(alerts, dict) and isinstance(alerts.get("outbox_path"), str) and not Path(alerts["outbox_path"]).is_absolute():
+        alerts["outbox_path"] = str((base / alerts["outbox_path"]).resolve())
     # Plugin settings whose name ends in `_path` or `_dir` are paths too. Wrong shapes are left
     # as they are for the model to reject with a clear message.
     refs: list[Any] = []

@@ -222,6 +222,12 @@ TABLES: dict[str, str] = {
         attempts INTEGER NOT NULL DEFAULT 0, last_error VARCHAR, request_json VARCHAR,
         created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL, next_attempt_at TIMESTAMPTZ,
         filed_at TIMESTAMPTZ""",
+    # The city YAML's reporting rules, rewritten each run by orchestration/city_rules.py for dbt.
+    "ops.sla_targets": "service_code VARCHAR PRIMARY KEY, acknowledge_s DOUBLE, close_s DOUBLE, answer_s DOUBLE",
+    "ops.spike_rule": """
+        baseline_days INTEGER NOT NULL, min_history_days INTEGER NOT NULL, min_count INTEGER NOT NULL,
+        city_min_count INTEGER NOT NULL, ratio DOUBLE NOT NULL""",
+    "ops.campaign_terms": "campaign VARCHAR NOT NULL, term VARCHAR NOT NULL, pattern VARCHAR NOT NULL",
     "ops.ticket_status": """
         service_request_id VARCHAR PRIMARY KEY, incident_id VARCHAR, status VARCHAR NOT NULL,
         status_notes VARCHAR, agency_responsible VARCHAR, requested_at TIMESTAMPTZ, updated_at TIMESTAMPTZ,

@@ -76,7 +76,9 @@ def _three_runs(workdir, facts):
             facts["members"] = con.execute("select incident_id, post_id from ops.incident_posts").fetchall()
             facts["history"] = con.execute("select service_request_id, description from ml.service_history").fetchall()
         facts["cfg"] = cfg
-        facts["report"] = (cfg.report_dir / "index.html").read_text(encoding="utf-8")
+        # The city page and the ward pages (tickets are listed on their ward's page).
+        facts["report"] = "\n".join(p.read_text(encoding="utf-8") for p in [cfg.report_dir / "index.html",
+                                                                             *sorted((cfg.report_dir / "wards").glob("*.html"))])
     facts["workdir"] = workdir
     yield facts
 

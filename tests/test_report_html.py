@@ -1,56 +1,106 @@
-"""The ward report renders wards, trends and tickets, and escapes what residents wrote."""
+"""The council report: a city page and ward pages, names matching, drafts shown as drafts, text escaped."""
 
+import re
 from datetime import date, datetime, timezone
 
-from social311.orchestration.report_html import ReportData, render
+from social311.orchestration.report_html import ReportData, render, render_pages, ward_page
 
 SQUARE = "POLYGON((0 0, 1 0, 1 1, 0 1, 0 0))"
 EAST = "POLYGON((1 0, 2 0, 2 1, 1 1, 1 0))"
+NOW = datetime(2026, 1, 20, 12, tzinfo=timezone.utc)
 
 
 def incident(**overrides):
-    row = {"incident_id": "inc-1", "service_code": "POTHOLE", "service_name": "Pothole in Street", "ward_id": "1",
+    row = {"incident_id": "inc-1", "service_code": "POTHOLE", "service_name": "Pothole in Street", "ward_id": "W1",
            "lat": 0.5, "lon": 0.5, "post_count": 3, "representative_text": "Huge pothole at State and Madison",
-           "ticket_state": "submitted", "service_request_id": "72355", "has_ticket": True, "incident_status": "ready"}
+           "ticket_state": "submitted", "service_request_id": "72355", "has_ticket": True, "incident_status": "ready",
+           "ticket_requested_at": datetime(2026, 1, 18, 12, tzinfo=timezone.utc), "ticket_status": "open",
+           "is_acknowledge_overdue": True, "is_close_overdue": False, "residents_unanswered_overdue": 2}
     return {**row, **overrides}
 
 
-def data(incidents, daily=()):
-    return ReportData(city="Springfield", generated_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
-                      totals={"incidents": len(incidents)},
-                      wards=[{"ward_id": "1", "name": "Ward 1", "geom_wkt": SQUARE}, {"ward_id": "2", "name": "Ward 2", "geom_wkt": EAST}],
-                      incidents=list(incidents), daily=list(daily), services={"POTHOLE": "Pothole in Street"})
+def daily(ward, day, posts, code="POTHOLE"):
+    return {"ward_id": ward, "service_code": code, "activity_date": date(2026, 1, day), "post_count": posts,
+            "incident_count": 1, "ticket_count": 1, "mean_sentiment": -0.5}
 
 
-def test_tickets_wards_and_map_are_shown():
-    html = render(data([incident(), incident(incident_id="inc-2", service_request_id=None, has_ticket=False,
-                                             ticket_state="not_filed", incident_status="review")]))
-    assert ">72355<" in html
-    assert ">Ward 1<" in html and ">Ward 2<" in html
-    assert html.count("<path") == 2
-    assert "inc-2" in html and "review" in html, "unfiled incidents are listed with the reason"
+def data(incidents, rows=(), **more):
+    return ReportData(city="Springfield", generated_at=NOW, totals={"incidents": len(incidents)},
+                      wards=[{"ward_id": "W1", "name": "Westside", "geom_wkt": SQUARE},
+                             {"ward_id": "W2", "name": "Eastside", "geom_wkt": EAST}],
+                      incidents=list(incidents), daily=list(rows), services={"POTHOLE": "Pothole in Street"}, **more)
 
 
-def test_wards_are_ordered_by_incidents():
-    html = render(data([incident(ward_id="2"), incident(incident_id="inc-2", ward_id="2")]))
-    assert html.index(">Ward 2<") < html.index(">Ward 1<")
+def text_of(svg: str) -> list[str]:
+    return re.findall(r"<text[^>]*>([^<]*)</text>", svg)
 
 
-def test_hostile_text_is_escaped():
-    html = render(data([incident(representative_text='<script>alert(1)</script> & "x"', ward_id="<i>w</i>")]))
-    assert "<script>" not in html and "&lt;script&gt;" in html
-    assert "<i>w</i>" not in html and "&lt;i&gt;w" in html
+def test_a_page_per_ward_with_names_that_match_on_map_table_and_page():
+    pages = render_pages(data([incident(), incident(incident_id="inc-2", ward_id="W2", service_request_id="72356")],
+                              [daily("W1", 19, 7), daily("W2", 19, 1), daily("W2", 10, 2)]))
+    assert set(pages) == {"index.html", ward_page("W1"), ward_page("W2")}
+    city = pages["index.html"]
+    map_svg = city[city.index("<svg"):city.index("</svg>")]
+    assert {"Westside (W1)", "Eastside (W2)"} <= set(text_of(map_svg)), "map labels are the names the table shows"
+    assert '<a href="wards/ward-W1.html">Westside (W1)</a>' in city
+    assert map_svg.count('aria-roledescription="geoshape"') == 2
+    ward = pages[ward_page("W1")]
+    assert "<h1>Westside (W1)</h1>" in ward and 'href="../index.html"' in ward
+    assert ">72355<" in ward and ">72356<" not in ward
+    assert "not acknowledged in time" in ward and "2 resident(s) not answered" in ward
+    assert "<script" not in city + ward, "no script: the pages open anywhere"
 
 
-def test_daily_trend_rows_per_service():
-    daily = [{"ward_id": "1", "service_code": "POTHOLE", "activity_date": date(2026, 1, d), "post_count": d,
-              "incident_count": 1, "ticket_count": 1, "mean_sentiment": -0.5} for d in (1, 2, 3)]
-    html = render(data([incident()], daily))
-    assert "2026-01-01 … 2026-01-03" in html
-    assert html.count('class="bar"') == 3
+def test_trend_charts_share_one_scale_across_pages():
+    pages = render_pages(data([incident()], [daily("W1", 19, 7), daily("W2", 19, 1)]))
+    # A 1-post service does not look like a 7-post one: both pages' y axes end at the busiest day.
+    ticks = []
+    for page in (pages[ward_page("W1")], pages[ward_page("W2")]):
+        trend = page[page.index("Reports per day by service"):]
+        ticks.append([t for t in text_of(trend[trend.index("<svg"):trend.index("</svg>")]) if t.isdigit()])
+        assert "0–7 reports a day" in page
+    assert ticks[0] == ticks[1] and "6" in ticks[1], ticks
+
+
+def test_week_over_week_change_and_spikes_are_flagged():
+    spikes = [{"ward_id": "W1", "service_code": "POTHOLE", "activity_date": date(2026, 1, 19), "post_count": 7,
+               "baseline_mean": 0.5}]
+    city = render(data([incident()], [daily("W1", 19, 6), daily("W1", 10, 2), daily("W2", 19, 1), daily("W2", 9, 4)],
+                       spikes=spikes))
+    row_w1 = city[city.index('ward-W1.html">'):].split("</tr>")[0]
+    row_w2 = city[city.index('ward-W2.html">'):].split("</tr>")[0]
+    assert "▲ 200%" in row_w1 and "spike" in row_w1
+    assert "▼ 75%" in row_w2 and "spike" not in row_w2
+
+
+def test_a_dry_run_city_shows_drafts_not_zero_tickets_filed():
+    drafts = [incident(incident_id=f"inc-{i}", ticket_state="dry_run", service_request_id=None, has_ticket=False,
+                       ticket_status=None, is_acknowledge_overdue=None, residents_unanswered_overdue=None) for i in range(3)]
+    pages = render_pages(data(drafts, filing_enabled=False))
+    assert "Dry run:" in pages["index.html"] and "tickets filed" not in pages["index.html"]
+    ward = pages[ward_page("W1")]
+    assert "<b>3</b>tickets drafted (dry run, none sent)" in ward
+    assert ward.count("draft (dry run)") == 3
+
+
+def test_hostile_text_and_ward_ids_are_escaped_and_kept_out_of_paths():
+    evil = '<img src=x onerror=alert(1)>'
+    html = render_pages(ReportData(city="S", generated_at=NOW, totals={}, incidents=[incident(
+        representative_text='<script>alert(1)</script> & "x"', ward_id=evil)], daily=[],
+        wards=[{"ward_id": evil, "name": None, "geom_wkt": SQUARE}]))
+    page = ward_page(evil)
+    assert re.fullmatch(r"wards/ward-[A-Za-z0-9_-]+\.html", page) and page in html
+    everything = "".join(html.values())
+    assert "<script>" not in everything and "&lt;script&gt;" in everything
+    assert "<img src=x" not in everything
+    assert ward_page("../../etc") != ward_page("______etc") and "/" not in ward_page("../../etc")[6:]
 
 
 def test_an_empty_city_renders():
-    html = render(ReportData(city="Empty", generated_at=datetime(2026, 1, 1, tzinfo=timezone.utc), totals={}, wards=[],
-                             incidents=[], daily=[]))
-    assert "No tickets filed" in html and "No ward boundaries" in html
+    html = render(ReportData(city="Empty", generated_at=NOW, totals={}, wards=[], incidents=[], daily=[]))
+    assert "No ward boundaries" in html and "No reports yet" in html
+
+
+def test_a_ticket_in_a_ward_of_older_boundaries_is_still_listed_on_the_city_page():
+    city = render(data([incident(ward_id="OLD-7", service_request_id="99001")]))
+    assert "without a ward on this map" in city and ">99001<" in city
