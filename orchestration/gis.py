@@ -7,6 +7,7 @@ from datetime import date, datetime, timezone
 
 import dagster as dg
 import shapely
+from shapely.errors import ShapelyError
 
 from social311.config import CityConfig, PluginRef
 from social311.integrations import registry
@@ -29,7 +30,10 @@ PLACES = dg.AssetKey(["gis", "places"])
 
 
 # Errors a backend raises when a whole boundary set cannot be read; the run goes on without it.
-LOAD_ERRORS = (GISFileError, ShapefileError, PostGISError, ArcGISError, CRSError, OSError, ValueError)
+# Geometry errors (GEOS on a NaN vertex) and a parser's RecursionError are per feature in the
+# backends; here they are the last net, so one hostile file never stops every run.
+LOAD_ERRORS = (GISFileError, ShapefileError, PostGISError, ArcGISError, CRSError, OSError, ValueError,
+               ShapelyError, RecursionError, TypeError, KeyError, IndexError, AttributeError)
 
 
 def secrets_for(ref: PluginRef) -> dict[str, str | None]:
@@ -43,10 +47,24 @@ def boundary_refs(cfg: CityConfig) -> list[PluginRef]:
     return [cfg.gis, *cfg.boundaries]
 
 
-def load_ward_sets(refs: list[PluginRef]) -> tuple[list[WardSet], list[Reject]]:
-    """The boundary sets that could be read, and one reject per set that could not."""
+def with_city_bbox(ref: PluginRef, bbox: tuple[float, float, float, float] | None) -> PluginRef:
+    """``ref`` with the city's ``bbox`` as its ``expected_bbox`` unless it sets one: a wrong
+    ``source_crs`` then quarantines the wards instead of loading them at 60°N."""
+    if bbox is None or ref.config.get("expected_bbox") is not None:
+        return ref
+    return ref.model_copy(update={"config": {**ref.config, "expected_bbox": list(bbox)}})
+
+
+def load_ward_sets(refs: list[PluginRef], bbox: tuple[float, float, float, float] | None = None
+                   ) -> tuple[list[WardSet], list[Reject]]:
+    """The boundary sets that could be read, and one reject per set that could not.
+
+    Args:
+        refs: the configured boundary plugins.
+        bbox: the city's extent, the default ``expected_bbox`` of every set.
+    """
     sets, failed = [], []
-    for ref in refs:
+    for ref in (with_city_bbox(r, bbox) for r in refs):
         try:
             sets.append(registry.build("gis", ref, **secrets_for(ref)).wards())
         except LOAD_ERRORS as exc:
@@ -65,16 +83,27 @@ def gis_wards(context: dg.AssetExecutionContext, city: CityResource) -> dg.Mater
                                   _day(r.config.get("valid_to"))) for r in refs])
     if problems:
         raise dg.Failure("boundary versions clash: " + "; ".join(problems))
-    ward_sets, failed = load_ward_sets(refs)
+    ward_sets, failed = load_ward_sets(refs, cfg.bbox)
+    min_share = {str(r.config.get("boundary_version")): float(r.config.get("replace_min_share", 1.0)) for r in refs}
     now = datetime.now(timezone.utc)
     metadata: dict = {}
+    kept: list[str] = []
     with connect(cfg.duckdb_path) as con:
         quarantine(con, failed, stage="gis", run_id=context.run_id)
         for ws in ward_sets:
             quarantine(con, list(ws.rejects), stage="gis", run_id=context.run_id)
-            if not ws.wards:
-                # An unreadable file must not wipe the wards posts are joined to today.
-                metadata[f"version_{ws.version}"] = f"no wards read; previous kept ({len(ws.rejects)} quarantined)"
+            before = {r[0] for r in con.execute("select ward_id from gis.wards where boundary_version = ?", [ws.version]).fetchall()}
+            verdict = replace_verdict(before, [w.ward_id for w in ws.wards], min_share.get(ws.version, 1.0))
+            if verdict is not None:
+                # One bad feature must not delete a real ward: the version in force stays whole.
+                missing = sorted(before - {w.ward_id for w in ws.wards})
+                kept.append(ws.version)
+                metadata[f"version_{ws.version}"] = f"previous wards kept: {verdict}"
+                quarantine(con, [Reject(source="gis", record_ref=f"boundary version {ws.version}",
+                                        reason=f"boundary version not replaced, previous wards kept: {verdict}")],
+                           stage="gis", run_id=context.run_id)
+                con.execute("insert into gis.boundary_loads values (?, ?, ?, 'kept_previous', ?, ?, ?, ?)",
+                            [ws.version, now, context.run_id, len(ws.wards), len(before), missing[:1000], verdict[:500]])
                 continue
             # A boundary version is replaced whole, other versions stay for posts of their dates.
             con.execute("delete from gis.wards where boundary_version = ?", [ws.version])
@@ -88,16 +117,41 @@ def gis_wards(context: dg.AssetExecutionContext, city: CityResource) -> dg.Mater
             insert_many(con, "insert into gis.boundary_repairs values (?, ?, ?, ?, ?, ?, ?)",
                         [(ws.version, r.ward_id, r.record_ref, r.what, (ws.source_crs or "")[:200], now, context.run_id)
                          for r in ws.repairs])
+            con.execute("insert into gis.boundary_loads values (?, ?, ?, 'replaced', ?, ?, ?, null)",
+                        [ws.version, now, context.run_id, len(ws.wards), len(before), []])
             metadata[f"version_{ws.version}"] = (f"{len(ws.wards)} wards, {len(ws.repairs)} repaired, "
                                                  f"{len(ws.rejects)} quarantined, from {(ws.source_crs or 'EPSG:4326')[:40]}")
+    if kept:
+        context.log.warning(f"boundary versions not replaced, previous wards kept: {', '.join(kept)} (see quarantine.records)")
     return dg.MaterializeResult(metadata={
         "boundary_versions": [ws.version for ws in ward_sets],
         "wards": sum(len(ws.wards) for ws in ward_sets),
         "repaired": sum(len(ws.repairs) for ws in ward_sets),
         "quarantined": sum(len(ws.rejects) for ws in ward_sets) + len(failed),
         "sets_not_loaded": len(failed),
+        "versions_kept_previous": len(kept),
         **metadata,
     })
+
+
+def replace_verdict(before: set[str], read: list[str], min_share: float) -> str | None:
+    """Why a load must not replace its version (None: replace it).
+
+    Args:
+        before: the ward ids the version has in the warehouse now (empty on a first load).
+        read: the ward ids this load read.
+        min_share: the share of ``before`` that must be present (1.0: every id).
+    """
+    if not read:
+        return "no wards read"
+    if not before:
+        return None
+    present = len(before & set(read))
+    if present / len(before) >= min_share:
+        return None
+    missing = sorted(before - set(read))
+    return (f"{present} of {len(before)} wards present, under replace_min_share {min_share:g} "
+            f"(missing: {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''})")
 
 
 def _day(value) -> date | None:

@@ -17,7 +17,9 @@ from shapely.errors import ShapelyError
 from shapely.geometry import shape
 
 from social311.integrations.gis.base import GISPlugin
-from social311.integrations.gis.normalise import BoundaryConfig, RawWard, id_text as _id_text, normalise_wards
+from social311.integrations.gis.normalise import (
+    GEOMETRY_ERRORS, BoundaryConfig, RawWard, id_text as _id_text, normalise_wards,
+)
 from social311.records import Place, Reject, StreetSegment, WardSet
 
 
@@ -41,24 +43,49 @@ class GeoJSONConfig(BoundaryConfig):
     street_names_pattern: str | None = None
 
 
-def read_features(path: str | Path) -> list[dict[str, Any]]:
+# Defaults of the input limits (``BoundaryConfig.max_file_bytes`` / ``max_json_depth``).
+MAX_FILE_BYTES = 512 * 1024 * 1024
+MAX_JSON_DEPTH = 64
+
+
+def read_features(path: str | Path, *, max_bytes: int = MAX_FILE_BYTES) -> list[dict[str, Any]]:
     """The features of a GeoJSON FeatureCollection file (see ``read_collection``)."""
-    return read_collection(path)["features"]
+    return read_collection(path, max_bytes=max_bytes)["features"]
 
 
-def read_collection(path: str | Path) -> dict[str, Any]:
+def read_collection(path: str | Path, *, max_bytes: int = MAX_FILE_BYTES) -> dict[str, Any]:
     """A GeoJSON FeatureCollection file as a dict.
 
     Raises:
-        GISFileError: the file is missing, not JSON, or not a FeatureCollection.
+        GISFileError: the file is missing, larger than ``max_bytes``, not JSON (or nested so
+            deep the parser gives up), or not a FeatureCollection.
     """
     try:
+        size = Path(path).stat().st_size
+        if size > max_bytes:
+            raise GISFileError(f"GeoJSON {path} is {size:,} bytes, over the {max_bytes:,}-byte limit (max_file_bytes)")
         data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except RecursionError as exc:
+        raise GISFileError(f"cannot read GeoJSON {path}: nested too deeply") from exc
     except (OSError, ValueError) as exc:
-        raise GISFileError(f"cannot read GeoJSON {path}: {exc}") from exc
+        if isinstance(exc, GISFileError):
+            raise
+        raise GISFileError(f"cannot read GeoJSON {path}: {str(exc)[:300]}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("features"), list):
         raise GISFileError(f"{path} is not a GeoJSON FeatureCollection")
     return data
+
+
+def too_deep(value: Any, limit: int) -> bool:
+    """True when ``value`` nests lists/dicts more than ``limit`` levels (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def declared_crs(collection: dict[str, Any]) -> str | None:
@@ -83,16 +110,19 @@ def _unclosed(raw: Any) -> bool:
         return False
 
 
-def _raw_ward(ref: str, feat: Any) -> RawWard:
+def _raw_ward(ref: str, feat: Any, max_depth: int = MAX_JSON_DEPTH) -> RawWard:
     """One feature read as far as it goes; what stops it becomes ``problem``."""
+    if isinstance(feat, dict) and too_deep(feat, max_depth):
+        return RawWard(ref, {}, problem=f"feature nested deeper than {max_depth} levels (max_json_depth)")
     props = (feat.get("properties") or {}) if isinstance(feat, dict) else {}
+    props = props if isinstance(props, dict) else {}
     raw = feat.get("geometry") if isinstance(feat, dict) else None
     if not raw:
         return RawWard(ref, props, problem="no geometry")
     try:
         geom = shape(raw)
-    except (ValueError, TypeError, AttributeError, IndexError, KeyError, ShapelyError) as exc:
-        return RawWard(ref, props, problem=f"unreadable geometry: {exc}")
+    except GEOMETRY_ERRORS as exc:
+        return RawWard(ref, props, problem=f"unreadable geometry: {type(exc).__name__}: {str(exc)[:200]}")
     # shapely closes open rings silently; the GIS team should still hear about them.
     fixes = ("unclosed ring closed",) if _unclosed(raw) else ()
     return RawWard(ref, props, geom, fixes=fixes)
@@ -111,9 +141,9 @@ class GeoJSONGIS(GISPlugin):
             GISFileError: the wards file cannot be read at all.
         """
         cfg = self.config
-        data = read_collection(cfg.wards_path)
+        data = read_collection(cfg.wards_path, max_bytes=cfg.max_file_bytes)
         name = Path(cfg.wards_path).name
-        raws = [_raw_ward(f"{name}#{i}", feat) for i, feat in enumerate(data["features"])]
+        raws = [_raw_ward(f"{name}#{i}", feat, cfg.max_json_depth) for i, feat in enumerate(data["features"])]
         return normalise_wards(raws, cfg, source=self.instance_name, declared_crs=declared_crs(data))
 
     def places(self) -> list[Place]:
