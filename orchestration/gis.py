@@ -5,6 +5,8 @@ import math
 import os
 from datetime import date, datetime, timezone
 
+import pandas as pd
+
 import dagster as dg
 import shapely
 from shapely.errors import ShapelyError
@@ -18,15 +20,18 @@ from social311.integrations.gis.reproject import CRSError
 from social311.integrations.gis.shapefile import ShapefileError
 from social311.integrations.gis.topology import KM_PER_DEGREE, measure
 from social311.integrations.gis.versions import version_problems
-from social311.records import Reject, Ward, WardSet
+from social311.records import Place, Reject, StreetSegment, Ward, WardSet
 
 from social311.orchestration.ingest import quarantine
 from social311.orchestration.quality import Suite, gx_check, sql_check
 from social311.orchestration.resources import CityResource
-from social311.warehouse import connect, insert_many
+from social311.warehouse import connect, insert_many, registered
 
 WARDS = dg.AssetKey(["gis", "wards"])
 PLACES = dg.AssetKey(["gis", "places"])
+POST_LOCATIONS = dg.AssetKey(["ml", "post_locations"])
+POST_TEXT_PLACES = dg.AssetKey(["ml", "post_text_places"])
+STG_POSTS = dg.AssetKey(["stg_social__posts"])
 
 
 # Errors a backend raises when a whole boundary set cannot be read; the run goes on without it.
@@ -195,6 +200,66 @@ def default_coordinates_not_assigned(city: CityResource) -> dg.AssetCheckResult:
         "assigned_anyway": len(wrong)})
 
 
+DEFAULT_POINTS = dg.AssetKey(["int_default_points"])
+
+
+@dg.asset_check(asset=DEFAULT_POINTS, name="default_points_catches_and_false_flags",
+                description="Default points caught, by reason; fails when a flagged point's texts name places at "
+                            "the point and none elsewhere (a busy real address stripped of its ward).")
+def default_points_catches_and_false_flags(city: CityResource) -> dg.AssetCheckResult:
+    with connect(city.load().duckdb_path, read_only=True) as con:
+        rows = con.execute("""select round(lat, 6), round(lon, 6), posts, reason, is_default, is_suspected_false_flag,
+                                     text_agree, text_disagree
+                              from int_default_points order by posts desc""").fetchall()
+    flagged = [r for r in rows if r[4]]
+    suspects = [r for r in flagged if r[5]]
+    reasons: dict[str, int] = {}
+    for r in flagged:
+        key = r[3].split(":")[0]
+        reasons[key] = reasons.get(key, 0) + r[2]
+    return dg.AssetCheckResult(passed=not suspects, metadata={
+        "candidate_points": len(rows), "default_points": len(flagged),
+        "posts_at_default_points": sum(r[2] for r in flagged),
+        "candidates_kept": len(rows) - len(flagged),
+        "posts_at_candidates_kept": sum(r[2] for r in rows if not r[4]),
+        **{f"posts_by_reason_{k.replace(' ', '_')}": v for k, v in reasons.items()},
+        "suspected_false_flags": len(suspects),
+        "suspects": ", ".join(f"({r[0]}, {r[1]}): {r[2]} posts, {r[6]} texts agree, {r[3]}" for r in suspects[:5]) or "none",
+        "largest": ", ".join(f"({r[0]}, {r[1]}): {r[2]} posts, {r[3]}" for r in flagged[:5]) or "none"})
+
+
+@dg.asset_check(asset=POSTS_IN_WARDS, name="located_posts_inside_wards",
+                description="Warns when more than locations.max_outside_share of located posts fall outside every "
+                            "ward or before every boundary version (wrong CRS, wrong valid_from).")
+def located_posts_inside_wards(city: CityResource) -> dg.AssetCheckResult:
+    cfg = city.load()
+    with connect(cfg.duckdb_path, read_only=True) as con:
+        located, outside, before = con.execute("""
+            select count(*), count(*) filter (where is_outside_wards),
+                   count(*) filter (where cast(created_at as date) < (select min(coalesce(valid_from, date '0001-01-01'))
+                                                                      from gis.wards))
+            from int_posts_in_wards where lat is not null and not is_default_point""").fetchone()
+    share = outside / located if located else 0.0
+    limit = cfg.locations.max_outside_share
+    return dg.AssetCheckResult(passed=share <= limit, severity=dg.AssetCheckSeverity.WARN, metadata={
+        "located_posts": located, "outside_every_ward": outside, "before_every_boundary_version": before or 0,
+        "share_outside": round(share, 4), "max_outside_share": limit})
+
+
+@dg.asset_check(asset=WARDS, name="boundary_loads_replaced",
+                description="Warns when the latest load of a boundary version did not replace it (too few ward ids "
+                            "read): the previous wards are still in force.")
+def boundary_loads_replaced(city: CityResource) -> dg.AssetCheckResult:
+    with connect(city.load().duckdb_path, read_only=True) as con:
+        rows = con.execute("""select boundary_version, outcome, reason from (
+                                  select *, row_number() over (partition by boundary_version order by loaded_at desc) as n
+                                  from gis.boundary_loads) where n = 1 order by 1""").fetchall()
+    kept = [r for r in rows if r[1] == "kept_previous"]
+    return dg.AssetCheckResult(passed=not kept, severity=dg.AssetCheckSeverity.WARN, metadata={
+        "versions": len(rows), "kept_previous": len(kept),
+        "why": "; ".join(f"{r[0]}: {r[2]}" for r in kept)[:1000] or "none"})
+
+
 def measure_km2(area_deg2: float, wards: list[Ward]) -> float:
     """Degrees² of the biggest ward in km², at the set's latitude (the 1% overlap bar)."""
     lat = shapely.from_wkt(wards[0].geometry_wkt).centroid.y
@@ -210,21 +275,117 @@ def gis_places(context: dg.AssetExecutionContext, city: CityResource) -> dg.Mate
     # the centerlines too, for address ranges.
     streets = plugin.streets()
     places = plugin.gazetteer()
+    unlocated = plugin.unlocated_streets()
     with connect(city.load().duckdb_path) as con:
-        con.execute("delete from gis.streets")
-        insert_many(con, "insert into gis.streets select ?, ?, ?, st_geomfromtext(?::varchar), ?, ?",
-                    [(s.segment_id, s.name, s.area, s.geometry_wkt, s.from_address, s.to_address) for s in streets])
+        store_streets(con, streets)
         con.execute("delete from gis.places")
         insert_many(
             con,
             "insert into gis.places (place_id, name, kind, lat, lon, aliases, streets, area) values (?, ?, ?, ?, ?, ?, ?, ?)",
             [(p.place_id, p.name, p.kind, p.lat, p.lon, list(p.aliases), list(p.streets), p.area) for p in places],
         )
+        con.execute("delete from gis.unlocated_street_names")
+        insert_many(con, "insert into gis.unlocated_street_names values (?, ?)",
+                    [(area, name) for area, names in unlocated.items() for name in names])
     kinds: dict[str, int] = {}
     for p in places:
         kinds[p.kind] = kinds.get(p.kind, 0) + 1
     return dg.MaterializeResult(metadata={"places": len(places), "street_segments": len(streets),
+                                          "unlocated_street_names": sum(len(n) for n in unlocated.values()),
                                           **{f"kind_{k}": v for k, v in kinds.items()}})
+
+
+def store_streets(con, streets: list[StreetSegment]) -> None:
+    """Replace ``gis.streets`` with ``streets`` in one bulk insert from a DataFrame.
+
+    Row by row (``executemany`` with ``st_geomfromtext``) took 75 s for one city's layer.
+    """
+    con.execute("delete from gis.streets")
+    if not streets:
+        return
+    frame = pd.DataFrame({
+        "segment_id": [s.segment_id for s in streets], "name": [s.name for s in streets],
+        "area": [s.area for s in streets], "wkt": [s.geometry_wkt for s in streets],
+        "from_address": pd.array([s.from_address for s in streets], dtype="Int64"),
+        "to_address": pd.array([s.to_address for s in streets], dtype="Int64"),
+    })
+    with registered(con, frame, "streets") as view:
+        # Repeated segment ids keep the first, as the row-by-row insert's primary key did.
+        con.execute(f"""insert into gis.streets
+                        select segment_id, name, area, st_geomfromtext(wkt), from_address::integer, to_address::integer
+                        from (select *, row_number() over (partition by segment_id) as n from {view}) where n = 1""")
+
+
+def load_gazetteer(con):
+    """The city's gazetteer as the pipeline uses it: places, ranged centerlines and the street
+    names of areas without geometry (so a corner that could be there is not placed elsewhere)."""
+    from social311.models.locations import Gazetteer
+
+    places = [Place(place_id=r[0], name=r[1], kind=r[2], lat=r[3], lon=r[4], aliases=tuple(r[5] or ()),
+                    streets=tuple(r[6] or ()), area=r[7])
+              for r in con.execute("select place_id, name, kind, lat, lon, aliases, streets, area from gis.places").fetchall()]
+    # Only centerlines with house-number ranges add anything (address interpolation).
+    segments = [StreetSegment(segment_id=r[0], name=r[1], area=r[2], geometry_wkt=r[3], from_address=r[4], to_address=r[5])
+                for r in con.execute("select segment_id, name, area, st_astext(geom), from_address, to_address "
+                                     "from gis.streets where from_address is not null and to_address is not null").fetchall()]
+    unlocated: dict[str, list[str]] = {}
+    for area, name in con.execute("select area, name from gis.unlocated_street_names").fetchall():
+        unlocated.setdefault(area, []).append(name)
+    return Gazetteer(places, unlocated_streets=unlocated, segments=segments)
+
+
+def dbt_vars(cfg: CityConfig) -> dict:
+    """The per-city settings the ward join's dbt models read (``locations`` in the city YAML)."""
+    d = cfg.locations.default_points
+    centre = [(cfg.bbox[1] + cfg.bbox[3]) / 2, (cfg.bbox[0] + cfg.bbox[2]) / 2] if cfg.bbox else None
+    return {
+        "default_point_min_posts": d.min_posts,
+        "default_point_known_points": [list(p) for p in d.known_points],
+        "default_point_known_centroids": [list(p) for p in d.known_centroids],
+        "default_point_city_centre": centre,
+        "default_point_tolerance_m": d.centroid_tolerance_m,
+        "default_point_agree_m": d.agree_m,
+        "default_point_disagree_m": d.disagree_m,
+        "default_point_min_disagreeing_posts": d.min_disagreeing_posts,
+        "default_point_disagree_share": d.disagree_share,
+        "default_point_max_share": d.max_share,
+        "default_point_share_min_posts": d.share_min_posts,
+    }
+
+
+def text_places_for(con, gazetteer, min_posts: int) -> list[tuple]:
+    """Text evidence for the posts at candidate default points not examined yet.
+
+    Only posts on a point shared by ``min_posts`` geotagged / place-box posts are matched (the
+    rule needs no more), each once: a post whose text names nothing is stored with no point.
+    """
+    todo = con.execute("""
+        with located as (
+            select l.post_id, l.lat, l.lon from ml.post_locations l
+            where l.lat is not null and l.method in ('geotag', 'place_bbox')
+        ), candidates as (
+            select lat, lon from located group by lat, lon having count(*) >= ?
+        )
+        select located.post_id, p.post_text
+        from located join candidates using (lat, lon) join stg_social__posts p using (post_id)
+        where located.post_id not in (select post_id from ml.post_text_places)
+    """, [min_posts]).fetchall()
+    rows = []
+    for post_id, text in todo:
+        found = gazetteer.match(text) if text and len(gazetteer) else None
+        rows.append((post_id, found.lat if found else None, found.lon if found else None,
+                     found.place_id if found else None, (found.matched_text or "")[:200] if found else None))
+    return rows
+
+
+@dg.asset(key=POST_TEXT_PLACES, deps=[POST_LOCATIONS, PLACES, STG_POSTS], group_name="gis", compute_kind="python")
+def post_text_places(city: CityResource) -> dg.MaterializeResult:
+    """Where the texts of posts on a shared point name a place: evidence for the default-point rule."""
+    cfg = city.load()
+    with connect(cfg.duckdb_path) as con:
+        rows = text_places_for(con, load_gazetteer(con), cfg.locations.default_points.min_posts)
+        insert_many(con, "insert into ml.post_text_places values (?, ?, ?, ?, ?) on conflict (post_id) do nothing", rows)
+    return dg.MaterializeResult(metadata={"examined": len(rows), "named_a_place": sum(r[1] is not None for r in rows)})
 
 
 wards_suite = Suite(
@@ -250,10 +411,13 @@ places_suite = Suite(
 
 def defs() -> dg.Definitions:
     return dg.Definitions(
-        assets=[gis_wards, gis_places],
+        assets=[gis_wards, gis_places, post_text_places],
         asset_checks=[
             wards_overlaps_and_gaps,
             default_coordinates_not_assigned,
+            default_points_catches_and_false_flags,
+            located_posts_inside_wards,
+            boundary_loads_replaced,
             sql_check(asset=WARDS, name="boundary_versions_do_not_clash",
                       description="No two boundary versions are in force on the same day (a post's ward must be one).",
                       query="""select distinct a.boundary_version, b.boundary_version
@@ -267,6 +431,12 @@ def defs() -> dg.Definitions:
                                on a.boundary_version = b.boundary_version and a.ward_id < b.ward_id
                                and st_intersects(a.geom, b.geom)
                                where st_area(st_intersection(a.geom, b.geom)) > 0.01 * least(st_area(a.geom), st_area(b.geom))"""),
+            sql_check(asset=POST_TEXT_PLACES, name="text_places_are_located_posts",
+                      description="Text evidence only for located posts, with both coordinates or none, in range.",
+                      query="""select post_id from ml.post_text_places t
+                               where post_id not in (select post_id from ml.post_locations where lat is not null)
+                               or (text_lat is null) <> (text_lon is null)
+                               or text_lat not between -90 and 90 or text_lon not between -180 and 180"""),
             gx_check(asset=PLACES, suite=places_suite, description="Gazetteer places are unique, typed and in range.",
                      query="select place_id, lat, lon, kind from gis.places"),
         ],

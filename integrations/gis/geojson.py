@@ -9,6 +9,7 @@ it is not (no geometry, no id, a repeated id, projected coordinates with no CRS)
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,13 @@ class GeoJSONConfig(BoundaryConfig):
     street_to_property: str | None = None
     # Name lists (JSON arrays) per area in streets_dir, e.g. for an area whose geometry is missing.
     street_names_pattern: str | None = None
+    # Address points (one Point per address): house numbers placed exactly, no ranges needed.
+    # Either a number and a street property, or one property holding "1382 Dumont Ave".
+    address_points_path: str | None = None
+    address_number_property: str = "number"
+    address_street_property: str = "street"
+    address_property: str | None = None
+    address_area_property: str | None = None
 
 
 # Defaults of the input limits (``BoundaryConfig.max_file_bytes`` / ``max_json_depth``).
@@ -147,8 +155,35 @@ class GeoJSONGIS(GISPlugin):
         return normalise_wards(raws, cfg, source=self.instance_name, declared_crs=declared_crs(data))
 
     def places(self) -> list[Place]:
-        """The gazetteer; features that are not valid places are left out (see ``read_places``)."""
-        return self.read_places()[0]
+        """The gazetteer; features that are not valid places are left out (see ``read_places``),
+        plus the address points (``address_points_path``)."""
+        return self.read_places()[0] + self.address_points()
+
+    def address_points(self) -> list[Place]:
+        """One ``address`` place per Point of the address-point layer with a number and a street."""
+        cfg = self.config
+        if not cfg.address_points_path:
+            return []
+        out = []
+        for index, feat in enumerate(read_features(cfg.address_points_path)):
+            props = (feat.get("properties") or {}) if isinstance(feat, dict) else {}
+            geom = (feat.get("geometry") or {}) if isinstance(feat, dict) else {}
+            coords = geom.get("coordinates") if isinstance(geom, dict) and geom.get("type") == "Point" else None
+            if cfg.address_property:
+                found = re.match(r"\s*0*(\d+)[A-Za-z]?\s+(.+)", str(props.get(cfg.address_property) or ""))
+                number, street = (found.group(1), found.group(2).split(",")[0].strip()) if found else (None, "")
+            else:
+                number, street = _house_number(props.get(cfg.address_number_property)), str(props.get(cfg.address_street_property) or "").strip()
+            try:
+                lon, lat = float(coords[0]), float(coords[1])
+            except (TypeError, ValueError, IndexError):
+                continue
+            if number is None or not street or not (-180 <= lon <= 180 and -90 <= lat <= 90):
+                continue
+            area = props.get(cfg.address_area_property) if cfg.address_area_property else None
+            out.append(Place(place_id=f"ap:{index}", name=f"{int(number)} {street}", kind="address", lat=lat, lon=lon,
+                             streets=(street,), area=str(area) if area else None))
+        return out
 
     def read_places(self) -> tuple[list[Place], list[Reject]]:
         """The gazetteer and the features that could not become places, with reasons.
