@@ -24,7 +24,7 @@ from shapely.errors import ShapelyError
 from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from social311.integrations.base import PluginConfig
 from social311.integrations.gis.reproject import CRSError, canonical_crs, is_wgs84, to_wgs84
@@ -59,6 +59,16 @@ class BoundaryConfig(PluginConfig):
     max_file_bytes: int = Field(512 * 1024 * 1024, gt=0)
     max_json_depth: int = Field(64, ge=8)
 
+    @field_validator("ward_id_strip_prefix")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"ward_id_strip_prefix is not a regular expression: {exc}") from exc
+        return value
+
 
 @dataclass(frozen=True)
 class RawWard:
@@ -82,7 +92,8 @@ def ward_id(value: Any, cfg: BoundaryConfig) -> str:
     """The ward id as ``cfg`` normalises it: prefix regex removed, leading zeros of numbers dropped."""
     text = id_text(value)
     if cfg.ward_id_strip_prefix:
-        text = re.sub("^(?:" + cfg.ward_id_strip_prefix + ")", "", text).strip()
+        found = re.match(cfg.ward_id_strip_prefix, text)
+        text = text[found.end():].strip() if found else text
     if cfg.ward_id_strip_zeros and text.isdigit():
         text = str(int(text))
     return text
