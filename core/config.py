@@ -102,6 +102,8 @@ class DefaultPointSettings(_Strict):
                               "point disagrees with it")
     agree_m: float = Field(300, gt=0, description="a post's text naming a place this close to its point agrees")
     min_disagreeing_posts: int = Field(3, ge=1, description="texts that disagree before a point is a default by text")
+    min_disagreeing_places: int = Field(2, ge=1, description="distinct far places those texts must name (one "
+                                        "address repeated far away is a busy address with a bad point, not a default)")
     disagree_share: float = Field(0.5, gt=0, le=1, description="share of a point's located texts that must disagree")
     max_share: float = Field(0.02, gt=0, le=1, description="a point holding more than this share of the city's "
                              "located posts is far beyond any real address: a default")

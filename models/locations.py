@@ -257,6 +257,18 @@ class Gazetteer:
                 i += 1
         return hits
 
+    def streets_named(self, text: str) -> list[tuple[str, ...]]:
+        """Cores of the streets ``text`` names with a type word ("Fdr Dr", "1382 Dumont Ave"), in order.
+
+        Evidence, not a location: a street alone places nothing, but a point far from every
+        street its post names is not where the post says.
+        """
+        values = [t.value for t in tokenize(text)]
+        cores = [m.street.core for m in self._mentions(values) if m.street.street_type is not None]
+        # A name that also exists where the GIS has no geometry (New York's Queens) may be there.
+        unlocated = set().union(*self._unlocated.values()) if self._unlocated else set()
+        return [c for c in dict.fromkeys(cores) if c not in unlocated]
+
     def match(self, text: str) -> LocationResult | None:
         """The one place named in ``text``.
 

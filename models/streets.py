@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 DIRECTIONS = {"n": "north", "north": "north", "s": "south", "south": "south",
               "e": "east", "east": "east", "w": "west", "west": "west"}
@@ -89,8 +90,12 @@ class StreetName:
     street_type: str | None
 
 
+@lru_cache(maxsize=262144)
 def parse_street(name: str) -> StreetName:
-    """Split a street name such as ``"N STATE ST"`` into ``(north, ("state",), street)``."""
+    """Split a street name such as ``"N STATE ST"`` into ``(north, ("state",), street)``.
+
+    Cached: a street layer repeats each name on every one of its segments.
+    """
     words = [t.value for t in tokenize(name)]
     direction = street_type = None
     if len(words) > 1 and words[0] in DIRECTIONS.values():

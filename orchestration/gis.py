@@ -79,6 +79,51 @@ def load_ward_sets(refs: list[PluginRef], bbox: tuple[float, float, float, float
     return sets, failed
 
 
+def store_ward_sets(con, ward_sets: list[WardSet], min_share: dict[str, float], run_id: str | None
+                    ) -> tuple[dict, list[str]]:
+    """Write the boundary sets read into ``gis.wards``: each replaces its version only when
+    ``replace_verdict`` allows; rejects and kept versions are quarantined with their reason.
+
+    Returns:
+        (metadata per version, the versions whose previous wards were kept).
+    """
+    now = datetime.now(timezone.utc)
+    metadata: dict = {}
+    kept: list[str] = []
+    for ws in ward_sets:
+        quarantine(con, list(ws.rejects), stage="gis", run_id=run_id)
+        before = {r[0] for r in con.execute("select ward_id from gis.wards where boundary_version = ?", [ws.version]).fetchall()}
+        verdict = replace_verdict(before, [w.ward_id for w in ws.wards], min_share.get(ws.version, 1.0))
+        if verdict is not None:
+            # One bad feature must not delete a real ward: the version in force stays whole.
+            missing = sorted(before - {w.ward_id for w in ws.wards})
+            kept.append(ws.version)
+            metadata[f"version_{ws.version}"] = f"previous wards kept: {verdict}"
+            quarantine(con, [Reject(source="gis", record_ref=f"boundary version {ws.version}",
+                                    reason=f"boundary version not replaced, previous wards kept: {verdict}")],
+                       stage="gis", run_id=run_id)
+            con.execute("insert into gis.boundary_loads values (?, ?, ?, 'kept_previous', ?, ?, ?, ?)",
+                        [ws.version, now, run_id, len(ws.wards), len(before), missing[:1000], verdict[:500]])
+            continue
+        # A boundary version is replaced whole, other versions stay for posts of their dates.
+        con.execute("delete from gis.wards where boundary_version = ?", [ws.version])
+        con.execute("delete from gis.boundary_repairs where boundary_version = ?", [ws.version])
+        insert_many(
+            con,
+            "insert into gis.wards select ?, ?, ?, ?, ?, geom, st_area_spheroid(st_flipcoordinates(geom)) / 1e6 "
+            "from (select st_geomfromtext(?::varchar) as geom)",
+            [(w.ward_id, w.name, ws.version, ws.valid_from, ws.valid_to, w.geometry_wkt) for w in ws.wards],
+        )
+        insert_many(con, "insert into gis.boundary_repairs values (?, ?, ?, ?, ?, ?, ?)",
+                    [(ws.version, r.ward_id, r.record_ref, r.what, (ws.source_crs or "")[:200], now, run_id)
+                     for r in ws.repairs])
+        con.execute("insert into gis.boundary_loads values (?, ?, ?, 'replaced', ?, ?, ?, null)",
+                    [ws.version, now, run_id, len(ws.wards), len(before), []])
+        metadata[f"version_{ws.version}"] = (f"{len(ws.wards)} wards, {len(ws.repairs)} repaired, "
+                                             f"{len(ws.rejects)} quarantined, from {(ws.source_crs or 'EPSG:4326')[:40]}")
+    return metadata, kept
+
+
 @dg.asset(key=WARDS, group_name="gis", compute_kind="python")
 def gis_wards(context: dg.AssetExecutionContext, city: CityResource) -> dg.MaterializeResult:
     """Ward polygons of every boundary version, in EPSG:4326; repairs recorded, broken features quarantined."""
@@ -90,42 +135,9 @@ def gis_wards(context: dg.AssetExecutionContext, city: CityResource) -> dg.Mater
         raise dg.Failure("boundary versions clash: " + "; ".join(problems))
     ward_sets, failed = load_ward_sets(refs, cfg.bbox)
     min_share = {str(r.config.get("boundary_version")): float(r.config.get("replace_min_share", 1.0)) for r in refs}
-    now = datetime.now(timezone.utc)
-    metadata: dict = {}
-    kept: list[str] = []
     with connect(cfg.duckdb_path) as con:
         quarantine(con, failed, stage="gis", run_id=context.run_id)
-        for ws in ward_sets:
-            quarantine(con, list(ws.rejects), stage="gis", run_id=context.run_id)
-            before = {r[0] for r in con.execute("select ward_id from gis.wards where boundary_version = ?", [ws.version]).fetchall()}
-            verdict = replace_verdict(before, [w.ward_id for w in ws.wards], min_share.get(ws.version, 1.0))
-            if verdict is not None:
-                # One bad feature must not delete a real ward: the version in force stays whole.
-                missing = sorted(before - {w.ward_id for w in ws.wards})
-                kept.append(ws.version)
-                metadata[f"version_{ws.version}"] = f"previous wards kept: {verdict}"
-                quarantine(con, [Reject(source="gis", record_ref=f"boundary version {ws.version}",
-                                        reason=f"boundary version not replaced, previous wards kept: {verdict}")],
-                           stage="gis", run_id=context.run_id)
-                con.execute("insert into gis.boundary_loads values (?, ?, ?, 'kept_previous', ?, ?, ?, ?)",
-                            [ws.version, now, context.run_id, len(ws.wards), len(before), missing[:1000], verdict[:500]])
-                continue
-            # A boundary version is replaced whole, other versions stay for posts of their dates.
-            con.execute("delete from gis.wards where boundary_version = ?", [ws.version])
-            con.execute("delete from gis.boundary_repairs where boundary_version = ?", [ws.version])
-            insert_many(
-                con,
-                "insert into gis.wards select ?, ?, ?, ?, ?, geom, st_area_spheroid(st_flipcoordinates(geom)) / 1e6 "
-                "from (select st_geomfromtext(?::varchar) as geom)",
-                [(w.ward_id, w.name, ws.version, ws.valid_from, ws.valid_to, w.geometry_wkt) for w in ws.wards],
-            )
-            insert_many(con, "insert into gis.boundary_repairs values (?, ?, ?, ?, ?, ?, ?)",
-                        [(ws.version, r.ward_id, r.record_ref, r.what, (ws.source_crs or "")[:200], now, context.run_id)
-                         for r in ws.repairs])
-            con.execute("insert into gis.boundary_loads values (?, ?, ?, 'replaced', ?, ?, ?, null)",
-                        [ws.version, now, context.run_id, len(ws.wards), len(before), []])
-            metadata[f"version_{ws.version}"] = (f"{len(ws.wards)} wards, {len(ws.repairs)} repaired, "
-                                                 f"{len(ws.rejects)} quarantined, from {(ws.source_crs or 'EPSG:4326')[:40]}")
+        metadata, kept = store_ward_sets(con, ward_sets, min_share, context.run_id)
     if kept:
         context.log.warning(f"boundary versions not replaced, previous wards kept: {', '.join(kept)} (see quarantine.records)")
     return dg.MaterializeResult(metadata={
@@ -273,26 +285,35 @@ def gis_places(context: dg.AssetExecutionContext, city: CityResource) -> dg.Mate
     plugin = registry.build("gis", ref, **secrets_for(ref))
     # Named places plus the intersections computed from the street centerlines, cached here;
     # the centerlines too, for address ranges.
-    streets = plugin.streets()
-    places = plugin.gazetteer()
-    unlocated = plugin.unlocated_streets()
     with connect(city.load().duckdb_path) as con:
-        store_streets(con, streets)
-        con.execute("delete from gis.places")
-        insert_many(
-            con,
-            "insert into gis.places (place_id, name, kind, lat, lon, aliases, streets, area) values (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(p.place_id, p.name, p.kind, p.lat, p.lon, list(p.aliases), list(p.streets), p.area) for p in places],
-        )
-        con.execute("delete from gis.unlocated_street_names")
-        insert_many(con, "insert into gis.unlocated_street_names values (?, ?)",
-                    [(area, name) for area, names in unlocated.items() for name in names])
+        places, streets, unlocated = store_gazetteer(con, plugin)
     kinds: dict[str, int] = {}
     for p in places:
         kinds[p.kind] = kinds.get(p.kind, 0) + 1
     return dg.MaterializeResult(metadata={"places": len(places), "street_segments": len(streets),
                                           "unlocated_street_names": sum(len(n) for n in unlocated.values()),
                                           **{f"kind_{k}": v for k, v in kinds.items()}})
+
+
+def store_gazetteer(con, plugin) -> tuple[list[Place], list[StreetSegment], dict[str, list[str]]]:
+    """Replace the cached gazetteer (``gis.places``, ``gis.streets``, ``gis.unlocated_street_names``)
+    with the GIS plugin's; returns what was stored."""
+    streets = plugin.streets()
+    # gazetteer() and unlocated_streets() call streets() again: read the layer files once.
+    plugin.streets = lambda: streets
+    places = plugin.gazetteer()
+    unlocated = plugin.unlocated_streets()
+    store_streets(con, streets)
+    con.execute("delete from gis.places")
+    insert_many(
+        con,
+        "insert into gis.places (place_id, name, kind, lat, lon, aliases, streets, area) values (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(p.place_id, p.name, p.kind, p.lat, p.lon, list(p.aliases), list(p.streets), p.area) for p in places],
+    )
+    con.execute("delete from gis.unlocated_street_names")
+    insert_many(con, "insert into gis.unlocated_street_names values (?, ?)",
+                [(area, name) for area, names in unlocated.items() for name in names])
+    return places, streets, unlocated
 
 
 def store_streets(con, streets: list[StreetSegment]) -> None:
@@ -347,6 +368,7 @@ def dbt_vars(cfg: CityConfig) -> dict:
         "default_point_agree_m": d.agree_m,
         "default_point_disagree_m": d.disagree_m,
         "default_point_min_disagreeing_posts": d.min_disagreeing_posts,
+        "default_point_min_disagreeing_places": d.min_disagreeing_places,
         "default_point_disagree_share": d.disagree_share,
         "default_point_max_share": d.max_share,
         "default_point_share_min_posts": d.share_min_posts,
@@ -356,8 +378,12 @@ def dbt_vars(cfg: CityConfig) -> dict:
 def text_places_for(con, gazetteer, min_posts: int) -> list[tuple]:
     """Text evidence for the posts at candidate default points not examined yet.
 
-    Only posts on a point shared by ``min_posts`` geotagged / place-box posts are matched (the
-    rule needs no more), each once: a post whose text names nothing is stored with no point.
+    Only posts on a point shared by ``min_posts`` geotagged / place-box posts are examined (the
+    rule needs no more), each once. The evidence is the place the text names (a corner, a
+    landmark, an address), else the point nearest to the post's point on a street the text
+    names ("Fdr Dr", "1382 Dumont Ave" without address data): a City-Hall default is far from
+    the streets its posts name, a busy real address lies on them. A post whose text names
+    nothing is stored with no point.
     """
     todo = con.execute("""
         with located as (
@@ -366,16 +392,54 @@ def text_places_for(con, gazetteer, min_posts: int) -> list[tuple]:
         ), candidates as (
             select lat, lon from located group by lat, lon having count(*) >= ?
         )
-        select located.post_id, p.post_text
+        select located.post_id, located.lat, located.lon, p.post_text
         from located join candidates using (lat, lon) join stg_social__posts p using (post_id)
         where located.post_id not in (select post_id from ml.post_text_places)
     """, [min_posts]).fetchall()
+    if not todo:
+        return []
+    streets = _street_lines(con)
     rows = []
-    for post_id, text in todo:
+    for post_id, lat, lon, text in todo:
         found = gazetteer.match(text) if text and len(gazetteer) else None
-        rows.append((post_id, found.lat if found else None, found.lon if found else None,
-                     found.place_id if found else None, (found.matched_text or "")[:200] if found else None))
+        if found is not None:
+            rows.append((post_id, found.lat, found.lon, found.place_id, (found.matched_text or "")[:200]))
+            continue
+        near = _nearest_named_street(gazetteer.streets_named(text), streets, lat, lon) if text else None
+        rows.append((post_id, *near) if near else (post_id, None, None, None, None))
     return rows
+
+
+def _street_lines(con) -> dict[tuple[str, ...], object]:
+    """Every street of ``gis.streets`` as one geometry per name core."""
+    from social311.models.streets import parse_street
+
+    by_core: dict[tuple[str, ...], list] = {}
+    for name, wkt in con.execute("select name, st_astext(geom) from gis.streets").fetchall():
+        core = parse_street(name).core
+        if core:
+            by_core.setdefault(core, []).append(wkt)
+    return {core: shapely.union_all(shapely.from_wkt(wkts)) for core, wkts in by_core.items()}
+
+
+def _nearest_named_street(cores: list[tuple[str, ...]], streets: dict, lat: float, lon: float) -> tuple | None:
+    """(lat, lon, place id, street) of the nearest point, to (lat, lon), on any street named."""
+    from shapely.ops import nearest_points
+
+    point = shapely.Point(lon, lat)
+    best = None
+    for core in cores:
+        line = streets.get(core)
+        if line is None:
+            continue
+        near = nearest_points(line, point)[0]
+        # Planar degrees are enough to pick the nearest of a few candidates.
+        gap = near.distance(point)
+        if best is None or gap < best[0]:
+            best = (gap, near, core)
+    if best is None:
+        return None
+    return best[1].y, best[1].x, "street:" + " ".join(best[2]), " ".join(best[2])[:200]
 
 
 @dg.asset(key=POST_TEXT_PLACES, deps=[POST_LOCATIONS, PLACES, STG_POSTS], group_name="gis", compute_kind="python")

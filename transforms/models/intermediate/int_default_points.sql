@@ -6,7 +6,7 @@
 --   configured list  : it is one of the city's known defaults (YAML `known_points`);
 --   known centroid   : it is the city bbox centre, a ward's centroid or a listed centroid;
 --   place centre     : most of its posts were placed at a platform's place box centre;
---   texts disagree   : posts whose text names a place far from the point (ml.post_text_places);
+--   texts disagree   : posts whose texts name several places far from the point (ml.post_text_places);
 --   share            : it holds a share of the city's posts far beyond any real address.
 -- Parameters are per-city YAML settings (`locations.default_points`), passed as dbt vars.
 {%- set known_points = var('default_point_known_points', []) %}
@@ -17,6 +17,7 @@
 {%- set disagree_m = var('default_point_disagree_m', 1000) %}
 {%- set min_disagreeing = var('default_point_min_disagreeing_posts', 3) %}
 {%- set disagree_share = var('default_point_disagree_share', 0.5) %}
+{%- set min_places = var('default_point_min_disagreeing_places', 2) %}
 {%- set max_share = var('default_point_max_share', 0.02) %}
 {%- set share_min_posts = var('default_point_share_min_posts', 50) %}
 with
@@ -58,7 +59,10 @@ texts as (
         ) as text_agree,
         count(*) filter (
             where {{ haversine_m('candidates.lat', 'candidates.lon', 'text.text_lat', 'text.text_lon') }} > {{ disagree_m }}
-        ) as text_disagree
+        ) as text_disagree,
+        count(distinct text.place_id) filter (
+            where {{ haversine_m('candidates.lat', 'candidates.lon', 'text.text_lat', 'text.text_lon') }} > {{ disagree_m }}
+        ) as text_disagree_places
     from candidates
     inner join located on located.lat = candidates.lat and located.lon = candidates.lon
     inner join {{ source('ml', 'post_text_places') }} as text using (post_id)
@@ -107,6 +111,7 @@ evidence as (
         coalesce(texts.text_posts, 0) as text_posts,
         coalesce(texts.text_agree, 0) as text_agree,
         coalesce(texts.text_disagree, 0) as text_disagree,
+        coalesce(texts.text_disagree_places, 0) as text_disagree_places,
         near_known.known_kind,
         candidates.posts / greatest(city.city_posts, 1) as city_share
     from candidates
@@ -124,7 +129,9 @@ decided as (
             when known_kind = 'configured list' then 'configured list'
             when known_kind is not null then 'known centroid: ' || known_kind
             when place_box_posts * 2 >= posts then 'platform place centre'
+            -- one address repeated far away is a mislabelled busy address; a default's posts name many places
             when text_disagree >= {{ min_disagreeing }} and text_disagree >= {{ disagree_share }} * text_posts
+                and text_disagree_places >= {{ min_places }}
                 then 'texts name places elsewhere'
             when posts >= {{ share_min_posts }} and city_share > {{ max_share }} then 'share of the city''s posts'
         end as reason
@@ -142,6 +149,7 @@ final as (
         text_posts,
         text_agree,
         text_disagree,
+        text_disagree_places,
         city_share,
         reason,
         reason is not null as is_default,
