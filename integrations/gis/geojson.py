@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import shapely
 from pydantic import ValidationError
-from shapely.errors import ShapelyError
 from shapely.geometry import shape
 
 from social311.integrations.gis.base import GISPlugin
