@@ -8,6 +8,7 @@ Usage::
     social311 sandbox --port 8311           # the local Open311 sandbox server alone
     social311 tickets --config CITY.yaml [--stuck]
     social311 eval [--out FILE]             # the language models on the shared labelled data
+    social311 eval --task ward|geocode --config CITY.yaml --data CASES.csv ...  # the city's GIS on its own cases
     social311 review --config CITY.yaml [--accept ID | --reject ID | --relabel ID CODE]
     social311 --version
 
@@ -263,6 +264,10 @@ def cmd_tickets(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     _offline()
+    if args.task in ("ward", "geocode"):  # the city's own cases against its GIS (models/gis_eval.py)
+        from social311.models.gis_eval import run_cli
+
+        return run_cli(args)
     from social311.models.evaluation import runner
 
     if args.data:
@@ -398,13 +403,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", default=".social311/eval.json", help="where the JSON result goes")
     evaluate.add_argument("--data-dir", help="the shared data folder (default SOCIAL311_SHARED_DATA or ../shared/data)")
     evaluate.add_argument("--backend", default="onnx-int8", choices=("torch", "onnx-int8", "onnx-fp32"))
-    evaluate.add_argument("--task", choices=("relevance", "complaint", "service_type"), help="with --data: what the labels are")
+    evaluate.add_argument("--task", choices=("relevance", "complaint", "service_type", "ward", "geocode"),
+                          help="with --data: what the labels are; ward / geocode: the city's cases against its GIS")
     evaluate.add_argument("--data", help="any labelled CSV to evaluate on (cross-validated unless --train)")
     evaluate.add_argument("--text-column")
     evaluate.add_argument("--label-column")
     evaluate.add_argument("--train", help="a labelled CSV to train on; --data is then the test set")
     evaluate.add_argument("--fine-tune", action="store_true",
                           help="also fine-tune the encoder on each training part (slow on CPU; uses a GPU if torch sees one)")
+    evaluate.add_argument("--config", help="ward / geocode: the city YAML whose GIS is evaluated")
+    evaluate.add_argument("--lat-column")
+    evaluate.add_argument("--lon-column")
+    evaluate.add_argument("--date-column", help="ward: the case's date (boundaries in force then; default today)")
     evaluate.add_argument("--only", help="comma-separated datasets of the shared run, e.g. mumbai_relevance,acl_complaints")
     evaluate.set_defaults(func=cmd_eval)
     review = sub.add_parser("review", help="incidents below the confidence threshold, and labels for them")

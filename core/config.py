@@ -146,6 +146,8 @@ class ScreeningSettings(_Strict):
                                   "blocking check stops filing (a bug upstream, not one bad post)")
     always_hold_up_to: int = Field(3, ge=0, description="this many failing incidents are always held, "
                                    "whatever their share (a small city has few ready incidents)")
+
+
 class ServiceLevel(_Strict):
     """Response targets for one service (hours; unset = not tracked). The city's own SLA."""
 
@@ -182,6 +184,40 @@ class AlertSettings(_Strict):
     outbox_path: Path | None = Field(None, description="JSON-lines file every alert is appended to (default: "
                                      "alerts.jsonl beside the warehouse)")
     timeout_s: float = Field(10, gt=0, description="read timeout of one webhook POST")
+
+
+class DefaultPointSettings(_Strict):
+    """How a geocoder's default point (City Hall, a centroid) is told from a busy real address.
+
+    A point shared by at least ``min_posts`` geotagged or place-box posts is a candidate; it is
+    a default only with evidence (``transforms/models/intermediate/int_default_points.sql``).
+    """
+
+    min_posts: int = Field(5, ge=2, description="posts on one identical point before it is examined at all")
+    known_points: tuple[tuple[float, float], ...] = Field(
+        (), description="(lat, lon) of the city's known geocoder defaults (City Hall, the city centroid): flagged")
+    known_centroids: tuple[tuple[float, float], ...] = Field(
+        (), description="(lat, lon) of neighbourhood / ZIP centroids; the city bbox centre and every ward's "
+        "centroid are known centroids without being listed")
+    centroid_tolerance_m: float = Field(30, ge=0, description="a candidate this close to a known point or centroid is it")
+    disagree_m: float = Field(1000, gt=0, description="a post's text naming a place farther than this from its "
+                              "point disagrees with it")
+    agree_m: float = Field(300, gt=0, description="a post's text naming a place this close to its point agrees")
+    min_disagreeing_posts: int = Field(3, ge=1, description="texts that disagree before a point is a default by text")
+    min_disagreeing_places: int = Field(2, ge=1, description="distinct far places those texts must name (one "
+                                        "address repeated far away is a busy address with a bad point, not a default)")
+    disagree_share: float = Field(0.5, gt=0, le=1, description="share of a point's located texts that must disagree")
+    max_share: float = Field(0.02, gt=0, le=1, description="a point holding more than this share of the city's "
+                             "located posts is far beyond any real address: a default")
+    share_min_posts: int = Field(50, ge=2, description="posts a point needs before the share rule applies (small cities)")
+
+
+class LocationSettings(_Strict):
+    """Per-city rules of the ward join and its warnings (passed to dbt as vars)."""
+
+    default_points: DefaultPointSettings = DefaultPointSettings()
+    max_outside_share: float = Field(0.05, ge=0, le=1, description="warn when more than this share of located "
+                                     "posts falls outside every ward or before every boundary version")
 
 
 class CityConfig(_Strict):
@@ -223,6 +259,7 @@ class CityConfig(_Strict):
     spikes: SpikeRule = SpikeRule()
     campaigns: tuple[Campaign, ...] = ()
     alerts: AlertSettings = AlertSettings()
+    locations: LocationSettings = LocationSettings()
 
     @model_validator(mode="after")
     def _unique_source_names(self) -> CityConfig:

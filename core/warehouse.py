@@ -184,6 +184,16 @@ TABLES: dict[str, str] = {
     "gis.places": """
         place_id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, kind VARCHAR NOT NULL,
         lat DOUBLE NOT NULL, lon DOUBLE NOT NULL, aliases VARCHAR[], streets VARCHAR[], area VARCHAR""",
+    # Each boundary load: replaced, or the previous wards kept because too few ids came (gis/wards).
+    "gis.boundary_loads": """
+        boundary_version VARCHAR NOT NULL, loaded_at TIMESTAMPTZ NOT NULL, run_id VARCHAR, outcome VARCHAR NOT NULL,
+        wards_read INTEGER, wards_before INTEGER, missing_ids VARCHAR[], reason VARCHAR""",
+    # Street names of areas the GIS names but has no geometry for (the gazetteer refuses to guess there).
+    "gis.unlocated_street_names": "area VARCHAR NOT NULL, name VARCHAR NOT NULL",
+    # Where the text of a post that has coordinates names a place: the default-point rule's evidence.
+    "ml.post_text_places": """
+        post_id VARCHAR PRIMARY KEY, text_lat DOUBLE, text_lon DOUBLE, place_id VARCHAR,
+        matched_text VARCHAR""",
     "ops.service_catalog": """
         service_code VARCHAR PRIMARY KEY, service_name VARCHAR NOT NULL, description VARCHAR,
         metadata BOOLEAN, type VARCHAR, keywords VARCHAR[], "group" VARCHAR, fetched_at TIMESTAMPTZ""",

@@ -37,7 +37,7 @@ def intersections(segments: list[StreetSegment]) -> list[Place]:
         ``area`` = the segments' area when both agree.
     """
     segments = [s for s in segments if _key(s.name)]
-    geoms = np.array([shapely.from_wkt(s.geometry_wkt) for s in segments])
+    geoms = shapely.from_wkt(np.array([s.geometry_wkt for s in segments], dtype=object))
     left, right = STRtree(geoms).query(geoms, predicate="intersects")
     keep = left < right
     left, right = left[keep], right[keep]
@@ -72,7 +72,7 @@ def _merge(found: list[tuple[float, float, str | None, str, str]]) -> list[tuple
                 break
         else:
             clusters.append([pt])
-    return [(float(np.mean([p[0] for p in cl])), float(np.mean([p[1] for p in cl])), cl[0][3], cl[0][4]) for cl in clusters]
+    return [(sum(p[0] for p in cl) / len(cl), sum(p[1] for p in cl) / len(cl), cl[0][3], cl[0][4]) for cl in clusters]
 
 
 class AddressRanges:

@@ -8,7 +8,9 @@ A text match that could be two different places is dropped rather than guessed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 
@@ -90,12 +92,21 @@ class Gazetteer:
         self._streets: dict[tuple[str, ...], list[tuple[Place, StreetName]]] = {}
         self._names: dict[tuple[str, ...], list[Place]] = {}
         self._cores: set[tuple[str, ...]] = set()
+        # Address points (an address-point layer): (house number, street core) -> places.
+        self._points: dict[tuple[int, tuple[str, ...]], list[tuple[Place, StreetName]]] = {}
         for place in places:
             names = list(place.aliases)
+            if place.kind == "address" and place.streets and _house_number(place.name) is not None:
+                street = parse_street(place.streets[0])
+                if street.core:
+                    self._points.setdefault((_house_number(place.name), street.core), []).append((place, street))
+                    self._cores.add(street.core)
+                    continue
             if place.kind == "intersection":
-                streets = place.streets if len(place.streets) == 2 else split_intersection(place.name)
-                if streets:
-                    a, b = parse_street(streets[0]), parse_street(streets[1])
+                # A junction layer names 2 to 6 streets at one point: every pair is a corner there.
+                streets = place.streets if len(place.streets) >= 2 else split_intersection(place.name)
+                for name_a, name_b in combinations(streets or (), 2):
+                    a, b = parse_street(name_a), parse_street(name_b)
                     if a.core and b.core and a.core != b.core:
                         self._pairs.setdefault(frozenset((a.core, b.core)), []).append((place, a, b))
                         self._cores.update((a.core, b.core))
@@ -118,13 +129,22 @@ class Gazetteer:
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._pairs.values()) + sum(len(v) for v in self._streets.values()) + sum(
-            len(v) for v in self._names.values())
+            len(v) for v in self._names.values()) + sum(len(v) for v in self._points.values()) + len(self._addresses.cores())
 
     def _core_at(self, values: list[str], i: int) -> tuple[str, ...] | None:
+        """The longest street core at token ``i`` that does not swallow a shorter street's type.
+
+        "Summer St" must not be read as the core of "Summer Street Place": a longer core ending
+        in a type word wins only when the text goes on with that longer street's own type.
+        """
         for length in range(min(self._max_core, len(values) - i), 0, -1):
             key = tuple(values[i : i + length])
-            if key in self._cores:
-                return key
+            if key not in self._cores:
+                continue
+            after = values[i + length] if i + length < len(values) else None
+            if length > 1 and key[-1] in _TYPE_WORDS and after not in _TYPE_WORDS and key[:-1] in self._cores:
+                return key[:-1]
+            return key
         return None
 
     def _mentions(self, values: list[str]) -> list[_Mention]:
@@ -213,6 +233,12 @@ class Gazetteer:
             number = text[tokens[m.start - 1].start : tokens[m.start - 1].end]
             if not number.isdigit():
                 continue
+            points = [place for place, named in self._points.get((int(number), m.street.core), ())
+                      if _agreement(m.street, named) is not None]
+            if points:
+                # An address point is the address itself: better than interpolating a range.
+                hits.extend(_Hit(place, CONFIDENCE["address"], 1, (m.start - 1, m.end), (m.street.core,)) for place in points)
+                continue
             for place in self._addresses.locate(int(number), m.street.core, lambda named: _agreement(m.street, named) is not None):
                 hits.append(_Hit(place, CONFIDENCE["address"], 0, (m.start - 1, m.end), (m.street.core,)))
         return hits
@@ -230,6 +256,18 @@ class Gazetteer:
             else:
                 i += 1
         return hits
+
+    def streets_named(self, text: str) -> list[tuple[str, ...]]:
+        """Cores of the streets ``text`` names with a type word ("Fdr Dr", "1382 Dumont Ave"), in order.
+
+        Evidence, not a location: a street alone places nothing, but a point far from every
+        street its post names is not where the post says.
+        """
+        values = [t.value for t in tokenize(text)]
+        cores = [m.street.core for m in self._mentions(values) if m.street.street_type is not None]
+        # A name that also exists where the GIS has no geometry (New York's Queens) may be there.
+        unlocated = set().union(*self._unlocated.values()) if self._unlocated else set()
+        return [c for c in dict.fromkeys(cores) if c not in unlocated]
 
     def match(self, text: str) -> LocationResult | None:
         """The one place named in ``text``.
@@ -264,6 +302,12 @@ class Gazetteer:
             return None
         start, end = hits[0].span
         return LocationResult(lat, lon, "text", top, _span_text(text, tokens, start, end), hits[0].place.place_id)
+
+
+def _house_number(name: str) -> int | None:
+    """The leading house number of an address place's name ("1382 Dumont Ave" -> 1382)."""
+    found = re.match(r"\s*(\d+)\b", name)
+    return int(found.group(1)) if found else None
 
 
 def _contains(values: list[str], key: tuple[str, ...]) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 DIRECTIONS = {"n": "north", "north": "north", "s": "south", "south": "south",
               "e": "east", "east": "east", "w": "west", "west": "west"}
@@ -45,16 +46,25 @@ def ordinal(number: int) -> str:
     return f"{number}{suffix}"
 
 
+ORDINAL_WORDS = {w: ordinal(n) for n, w in enumerate(
+    ("first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth "
+     "fifteenth sixteenth seventeenth eighteenth nineteenth twentieth").split(), start=1)}
+# "6", "06", "6th", "06TH", "006th": one numbered street, whatever the padding or suffix.
+_NUMBERED = re.compile(r"0*([1-9][0-9]{0,2})(st|nd|rd|th)?")
+
+
 def canonical(word: str) -> str:
     """The canonical form of one lower-cased word (abbreviations expanded, numbers as ordinals).
 
     New York writes "3 Ave" and "E 12 St" where its street layer says "3rd Avenue" and
-    "12th Street": bare numbers become ordinals so both meet.
+    "12th Street": bare numbers become ordinals so both meet. Layers that zero-pad ("06TH AVE")
+    and texts that spell the number ("Sixth Ave") meet there too.
     """
     word = word.replace("'", "")
-    if word.isdigit() and len(word) <= 3:
-        return ordinal(int(word))
-    return DIRECTIONS.get(word) or STREET_TYPES.get(word) or word
+    numbered = _NUMBERED.fullmatch(word)
+    if numbered and (numbered.group(2) or word.isdigit()) and (word.isdigit() <= (len(word) <= 3)):
+        return ordinal(int(numbered.group(1)))
+    return ORDINAL_WORDS.get(word) or DIRECTIONS.get(word) or STREET_TYPES.get(word) or word
 
 
 def tokenize(text: str) -> list[Token]:
@@ -80,8 +90,12 @@ class StreetName:
     street_type: str | None
 
 
+@lru_cache(maxsize=262144)
 def parse_street(name: str) -> StreetName:
-    """Split a street name such as ``"N STATE ST"`` into ``(north, ("state",), street)``."""
+    """Split a street name such as ``"N STATE ST"`` into ``(north, ("state",), street)``.
+
+    Cached: a street layer repeats each name on every one of its segments.
+    """
     words = [t.value for t in tokenize(name)]
     direction = street_type = None
     if len(words) > 1 and words[0] in DIRECTIONS.values():
@@ -91,8 +105,11 @@ def parse_street(name: str) -> StreetName:
     return StreetName(direction, tuple(words), street_type)
 
 
-def split_intersection(name: str) -> tuple[str, str] | None:
-    """The two street names of an intersection name like ``"N STATE ST & W MADISON ST"``."""
-    parts = re.split(r"\s*(?:&|/|\band\b|\bat\b)\s*", name, flags=re.IGNORECASE)
+def split_intersection(name: str) -> tuple[str, ...] | None:
+    """The street names of an intersection name like ``"N STATE ST & W MADISON ST"``.
+
+    Junction layers name 3 to 6 streets at one point ("A / B / C"): all come back.
+    """
+    parts = re.split(r"\s*(?:&|/|;|\band\b|\bat\b)\s*", name, flags=re.IGNORECASE)
     parts = [p for p in parts if p.strip()]
-    return (parts[0], parts[1]) if len(parts) == 2 else None
+    return tuple(parts) if len(parts) >= 2 else None

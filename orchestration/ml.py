@@ -12,7 +12,7 @@ import numpy as np
 
 from social311.orchestration.quality import Suite, gx_check, sql_check
 from social311.orchestration.resources import CityResource
-from social311.records import Place, Service, StreetSegment
+from social311.records import Service
 from social311.warehouse import connect, insert_many, registered
 from social311.logs import pairs as log_pairs
 
@@ -316,18 +316,12 @@ def _load_candidates(con) -> list:
 @dg.asset(key=POST_LOCATIONS, deps=[STG_POSTS, PLACES], group_name="ml", compute_kind="python")
 def post_locations(context: dg.AssetExecutionContext, city: CityResource) -> dg.MaterializeResult:
     """Where each new post is: its geotag, else a place named in its text, else its platform place box."""
-    from social311.models.locations import Gazetteer, locate
+    from social311.models.locations import locate
+    from social311.orchestration.gis import load_gazetteer
 
     cfg = city.load()
     with connect(cfg.duckdb_path) as con:
-        places = [Place(place_id=r[0], name=r[1], kind=r[2], lat=r[3], lon=r[4], aliases=tuple(r[5] or ()),
-                        streets=tuple(r[6] or ()), area=r[7])
-                  for r in con.execute("select place_id, name, kind, lat, lon, aliases, streets, area from gis.places").fetchall()]
-        # Only centerlines with house-number ranges add anything (address interpolation).
-        segments = [StreetSegment(segment_id=r[0], name=r[1], area=r[2], geometry_wkt=r[3], from_address=r[4], to_address=r[5])
-                    for r in con.execute("select segment_id, name, area, st_astext(geom), from_address, to_address "
-                                         "from gis.streets where from_address is not null and to_address is not null").fetchall()]
-        gazetteer = Gazetteer(places, segments=segments)
+        gazetteer = load_gazetteer(con)  # places, ranged centerlines, unlocated street names
         todo = con.execute(
             "select post_id, lat, lon, post_text, place_min_lon, place_min_lat, place_max_lon, place_max_lat "
             "from stg_social__posts where post_id not in (select post_id from ml.post_locations)"

@@ -7,6 +7,7 @@ open while it runs (DuckDB has one writer per file).
 """
 
 
+import json
 import os
 import subprocess
 import sys
@@ -86,9 +87,14 @@ PRODUCTION_BUILD = ["build", "--exclude-resource-type", "unit_test"]
 
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, city: CityResource):
     # dbt's profile reads these; the subprocess inherits them.
-    duckdb_path = city.load().duckdb_path
+    from social311.orchestration.gis import dbt_vars
+
+    cfg = city.load()
+    duckdb_path = cfg.duckdb_path
     os.environ.update(dbt_env(duckdb_path))
-    yield from dbt.cli(PRODUCTION_BUILD, context=context, target_path=target_dir(duckdb_path)).stream()
+    # Per-city settings of the models (the default-point rule) from the city YAML.
+    yield from dbt.cli([*PRODUCTION_BUILD, "--vars", json.dumps(dbt_vars(cfg))], context=context,
+                       target_path=target_dir(duckdb_path)).stream()
 
 
 def layer_assets(manifest: Path) -> list[dg.AssetsDefinition]:

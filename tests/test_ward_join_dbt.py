@@ -20,13 +20,14 @@ def test_ward_join_unit_and_data_tests_pass(tmp_path: Path) -> None:
     with connect(db):
         pass  # the Python-written source tables, empty
     result = subprocess.run(
-        [dbt_executable(), "build", "--select", "+int_posts_in_wards", "--project-dir", str(PROJECT_DIR),
+        [dbt_executable(), "build", "--select", "+int_posts_in_wards", "+int_default_points", "--project-dir", str(PROJECT_DIR),
          "--profiles-dir", str(PROJECT_DIR), "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")],
         env={**os.environ, **dbt_env(db)}, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout[-4000:]
     for name in ("ward_join_places_points_and_flags_outside", "ward_join_uses_the_boundaries_in_force_on_the_post_date",
-                 "ward_join_catches_default_coordinates", "default_point_posts_have_low_confidence"):
+                 "ward_join_catches_default_coordinates", "default_point_posts_have_low_confidence",
+                 "default_points_keep_a_busy_real_address_and_flag_city_hall"):
         assert name in result.stdout, name
     assert "ERROR=0" in result.stdout  # dbt counts failed tests as errors
 

@@ -13,13 +13,18 @@ not) and the CRS the source declares; this module turns them into a ``WardSet`` 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import numpy as np
 import shapely
+from shapely.errors import ShapelyError
 from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
+
+from pydantic import Field, field_validator
 
 from social311.integrations.base import PluginConfig
 from social311.integrations.gis.reproject import CRSError, canonical_crs, is_wgs84, to_wgs84
@@ -27,6 +32,10 @@ from social311.records import Reject, Repair, Ward, WardSet
 
 # Below this area (in squared degrees, about 1 m² at mid latitudes) a ward is degenerate.
 MIN_AREA_DEG2 = 1e-10
+# What GEOS, PROJ or numpy may raise on one hostile feature (NaN vertex, absurd coordinates):
+# the feature is quarantined with the message, the others load.
+GEOMETRY_ERRORS = (ShapelyError, ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError,
+                   FloatingPointError, RecursionError, MemoryError)
 
 
 class BoundaryConfig(PluginConfig):
@@ -39,6 +48,26 @@ class BoundaryConfig(PluginConfig):
     valid_to: date | None = None
     source_crs: str | None = None  # overrides / stands in for what the source declares
     expected_bbox: tuple[float, float, float, float] | None = None  # city extent (lon/lat): catches swapped axes
+    # Ward labels come as "Ward 5", "05" and "5": a regex removed from the front of each id (e.g.
+    # "(?i)ward\\s*"), and leading zeros dropped from numeric ids, so they all read "5".
+    ward_id_strip_prefix: str | None = None
+    ward_id_strip_zeros: bool = False
+    # A new load replaces its boundary version only when at least this share of the ward ids
+    # the version has now is present in it; else the previous wards stay and a check says so.
+    replace_min_share: float = Field(1.0, ge=0, le=1)
+    # Input limits of file backends: a ward file larger than this, or nested deeper, is refused.
+    max_file_bytes: int = Field(512 * 1024 * 1024, gt=0)
+    max_json_depth: int = Field(64, ge=8)
+
+    @field_validator("ward_id_strip_prefix")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"ward_id_strip_prefix is not a regular expression: {exc}") from exc
+        return value
 
 
 @dataclass(frozen=True)
@@ -57,6 +86,22 @@ def id_text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return "" if value is None else str(value).strip()
+
+
+def ward_id(value: Any, cfg: BoundaryConfig) -> str:
+    """The ward id as ``cfg`` normalises it: prefix regex removed, leading zeros of numbers dropped."""
+    text = id_text(value)
+    if cfg.ward_id_strip_prefix:
+        found = re.match(cfg.ward_id_strip_prefix, text)
+        text = text[found.end():].strip() if found else text
+    if cfg.ward_id_strip_zeros and text.isdigit():
+        text = str(int(text))
+    return text
+
+
+def non_finite(geom: BaseGeometry) -> bool:
+    """True when a vertex is NaN or infinite (GEOS raises on such geometries in ``make_valid``)."""
+    return not bool(np.isfinite(shapely.get_coordinates(geom)).all())
 
 
 def polygonal(geom: BaseGeometry) -> Polygon | MultiPolygon | None:
@@ -143,6 +188,8 @@ def normalise_wards(raws: list[RawWard], cfg: BoundaryConfig, *, source: str, de
             rejects.append(_reject(source, raw, raw.problem or "no geometry"))
         elif raw.geometry.is_empty:
             rejects.append(_reject(source, raw, "empty geometry"))
+        elif non_finite(raw.geometry):
+            rejects.append(_reject(source, raw, "NaN or infinite coordinate"))
         else:
             readable.append((raw, raw.geometry))
     moved, crs_rejects = _reproject(readable, crs, source)
@@ -152,11 +199,18 @@ def normalise_wards(raws: list[RawWard], cfg: BoundaryConfig, *, source: str, de
     repairs: list[Repair] = []
     first_seen: dict[str, str] = {}
     for raw, geom in moved:
-        ward_id = id_text(raw.props.get(cfg.ward_id_property))
-        ref = raw.ref + (f" (ward {ward_id})" if ward_id else "")
+        wid = ward_id(raw.props.get(cfg.ward_id_property), cfg)
+        ref = raw.ref + (f" (ward {wid})" if wid else "")
         fixes: list[str] = list(raw.fixes)
-        axes, geom = _axes(geom, cfg.expected_bbox)
-        fixed = polygonal(geom)
+        try:
+            axes, geom = _axes(geom, cfg.expected_bbox)
+            fixed = polygonal(geom)
+            valid_reason = None if geom.is_valid else shapely.is_valid_reason(geom)
+        except GEOMETRY_ERRORS as exc:
+            rejects.append(Reject(source=source, record_ref=ref, reason=f"geometry error: {type(exc).__name__}: {str(exc)[:200]}",
+                                  raw_excerpt=json.dumps(raw.props, default=str)[:200]))
+            continue
+        ward_id_ = wid
         problem = None
         if axes and axes.startswith("outside"):
             problem = axes
@@ -164,22 +218,22 @@ def normalise_wards(raws: list[RawWard], cfg: BoundaryConfig, *, source: str, de
             problem = f"no polygonal part in a {geom.geom_type}"
         elif fixed.area < MIN_AREA_DEG2:
             problem = f"degenerate {geom.geom_type}: no area"
-        elif not ward_id:
+        elif not ward_id_:
             problem = f"no {cfg.ward_id_property!r} property"
-        elif ward_id in first_seen:
-            problem = f"duplicate ward id {ward_id!r}, first at {first_seen[ward_id]}"
+        elif ward_id_ in first_seen:
+            problem = f"duplicate ward id {ward_id_!r}, first at {first_seen[ward_id_]}"
         if problem:
             rejects.append(Reject(source=source, record_ref=ref, reason=problem,
                                   raw_excerpt=json.dumps(raw.props, default=str)[:200]))
             continue
         if axes:
             fixes.append(axes)
-        if not geom.is_valid:
-            fixes.append(f"made valid: {shapely.is_valid_reason(geom)}")
-        first_seen[ward_id] = f"feature {raw.ref.rsplit('#', 1)[-1]}" if "#" in raw.ref else raw.ref
-        repairs.extend(Repair(record_ref=ref, ward_id=ward_id, what=f) for f in fixes)
+        if valid_reason:
+            fixes.append(f"made valid: {valid_reason}")
+        first_seen[ward_id_] = f"feature {raw.ref.rsplit('#', 1)[-1]}" if "#" in raw.ref else raw.ref
+        repairs.extend(Repair(record_ref=ref, ward_id=ward_id_, what=f) for f in fixes)
         name = raw.props.get(cfg.ward_name_property) if cfg.ward_name_property else None
-        wards.append(Ward(ward_id=ward_id, name=str(name) if name else f"Ward {ward_id}",
+        wards.append(Ward(ward_id=ward_id_, name=str(name) if name else f"Ward {ward_id_}",
                           geometry_wkt=shapely.to_wkt(fixed, rounding_precision=-1)))
     return WardSet(version=cfg.boundary_version, valid_from=cfg.valid_from, valid_to=cfg.valid_to,
                    wards=tuple(wards), rejects=tuple(rejects), repairs=tuple(repairs), source_crs=crs)

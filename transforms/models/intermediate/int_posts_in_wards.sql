@@ -1,7 +1,7 @@
 -- Every post with its signals, issue type and location, placed in the ward whose boundaries
 -- were in force on the post's date. Points on a shared edge go to the lowest ward id, so the
--- result is deterministic; located points outside every ward are kept and flagged; points
--- shared by many geotagged posts (a geocoder's default) get low confidence and no ward.
+-- result is deterministic; located points outside every ward are kept and flagged; a
+-- geocoder's default point (int_default_points) gets low confidence and no ward.
 with
 
 posts as (
@@ -57,14 +57,9 @@ located as (
 
 default_points as (
 
-    -- A geocoder's fallback (City Hall, a city centroid, a platform's city box) puts many
-    -- unrelated reports on one identical point: that point says nothing about their ward.
-    -- Text matches are exempt: residents naming one corner rightly share its coordinates.
-    select lat, lon
-    from located
-    where location_method in ('geotag', 'place_bbox') and not coalesce(is_repost, false)
-    group by lat, lon
-    having count(*) >= {{ var('default_point_min_posts', 5) }}
+    -- A geocoder's fallback, decided from evidence in int_default_points (busy real addresses
+    -- keep their ward). Text matches are exempt: residents naming one corner share its point.
+    select lat, lon from {{ ref('int_default_points') }} where is_default
 
 ),
 
