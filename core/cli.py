@@ -154,13 +154,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     _offline()
     from social311.models.evaluation import runner
 
+    if args.train and not args.data:
+        print("--train needs --data (the test set)", file=sys.stderr)
+        return 2
     if args.data:
         if not (args.task and args.text_column and args.label_column):
             print("--data needs --task, --text-column and --label-column", file=sys.stderr)
             return 2
-        result = runner.run_file(args.task, Path(args.data), args.text_column, args.label_column,
-                                 Path(args.train) if args.train else None, backend=args.backend,
-                                 fine_tune=args.fine_tune)
+        from social311.models.evaluation.files import EvalInputError
+
+        try:
+            result = runner.run_file(args.task, Path(args.data), args.text_column, args.label_column,
+                                     [Path(p) for p in args.train or []], backend=args.backend,
+                                     fine_tune=args.fine_tune, split=args.split, folds=args.folds, seed=args.seed,
+                                     log=lambda m: print(m, file=sys.stderr))
+        except EvalInputError as exc:
+            print(f"eval: {exc}", file=sys.stderr)
+            return 2
     else:
         from social311.models.evaluation.datasets import default_data_dir
 
@@ -237,7 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", help="any labelled CSV to evaluate on (cross-validated unless --train)")
     evaluate.add_argument("--text-column")
     evaluate.add_argument("--label-column")
-    evaluate.add_argument("--train", help="a labelled CSV to train on; --data is then the test set")
+    evaluate.add_argument("--train", nargs="+", metavar="CSV",
+                          help="labelled CSV(s) to train on (pooled; labels matched by name); --data is then the test set")
+    evaluate.add_argument("--split", type=float, metavar="SHARE",
+                          help="without --train: one stratified split with this test share (e.g. 0.2) instead of k-fold")
+    evaluate.add_argument("--folds", type=int, default=5, help="without --train or --split: cross-validation folds")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the split or the folds")
     evaluate.add_argument("--fine-tune", action="store_true",
                           help="also fine-tune the encoder on each training part (slow on CPU; uses a GPU if torch sees one)")
     evaluate.add_argument("--only", help="comma-separated datasets of the shared run, e.g. mumbai_relevance,acl_complaints")

@@ -72,9 +72,13 @@ class Scores:
 
 
 def score(y_true: np.ndarray, y_pred: np.ndarray) -> Scores:
-    """Scores of predictions against the truth (binary when the labels are 0/1)."""
-    macro = f1_score(y_true, y_pred, average="macro", zero_division=0)
-    if len(np.unique(y_true)) <= 2 and set(np.unique(y_true)) <= {0, 1}:
+    """Scores of predictions against the truth (binary when the labels are 0/1).
+
+    Macro-F1 averages over the classes of the truth only: a class the model predicts but the
+    test set never holds (one seen only in training) must not pull the mean down.
+    """
+    macro = f1_score(y_true, y_pred, labels=np.unique(y_true), average="macro", zero_division=0)
+    if set(np.unique(y_true)) | set(np.unique(y_pred)) <= {0, 1}:
         return Scores(f1_score(y_true, y_pred, zero_division=0), precision_score(y_true, y_pred, zero_division=0),
                       recall_score(y_true, y_pred, zero_division=0), accuracy_score(y_true, y_pred), macro)
     return Scores(macro, None, None, accuracy_score(y_true, y_pred), macro)
@@ -103,10 +107,9 @@ def splits_for(protocol: str, labels: np.ndarray, groups: np.ndarray | None = No
     """``(splits, description)`` of a protocol (seed 0 everywhere)."""
     if protocol == "holdout":
         return holdout(labels), "80/20 stratified seed 0"
-    if protocol == "kfold10":
-        return kfold(labels, 10), "10-fold stratified seed 0"
-    if protocol == "kfold5":
-        return kfold(labels, 5), "5-fold stratified seed 0"
+    if protocol in ("kfold10", "kfold5"):
+        splits = kfold(labels, int(protocol[5:]))
+        return splits, f"{len(splits)}-fold stratified seed 0"  # the folds used, fewer when a class is small
     if protocol == "by_group":
         return by_group(groups), "leave one event out"
     raise ValueError(f"unknown protocol {protocol!r}")

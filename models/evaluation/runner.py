@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from social311.models.evaluation import classifiers, datasets, history, merging, speed
+from social311.models.evaluation import classifiers, datasets, files, history, merging, speed
 from social311.models.evaluation.cache import cached_encode
 
 BINARY_TASKS = ("relevance", "complaint")
@@ -27,7 +27,7 @@ def classification_row(data: datasets.LabelledSet, embedder, splits, split_name:
     the texts' embeddings when the caller has them (default: embedded, cached by ``data.source``).
     """
     if vectors is None:
-        vectors = cached_encode(embedder, data.texts, data.source)
+        vectors = cached_encode(embedder, data.texts, data.source, log=log)
     row = {"dataset": data.name, "task": data.task, "n": len(data.texts), "split": split_name,
            "classes": int(len(np.unique(data.labels))), "models": {}}
     for model in classifiers.MODELS:
@@ -94,23 +94,34 @@ def run_shared(data_dir: Path, backend: str = "onnx-int8", log=print, fine_tune:
     return result
 
 
-def run_file(task: str, data: Path, text_column: str, label_column: str, train: Path | None = None,
-             backend: str = "onnx-int8", fine_tune: bool = False) -> dict:
-    """One labelled CSV: cross-validated (5 folds) or trained on ``train`` and tested on ``data``."""
+def run_file(task: str, data: Path, text_column: str, label_column: str, train: Path | list[Path] | None = None,
+             backend: str = "onnx-int8", fine_tune: bool = False, split: float | None = None, folds: int = 5,
+             seed: int = 0, log=print) -> dict:
+    """A city's labelled CSV: cross-validated, split once (``split``), or tested after training on ``train``.
+
+    The files are read, their labels aligned by name and checked (``files.prepare``) before the
+    embedding starts, so a file that cannot be scored fails in seconds with a one-line
+    ``EvalInputError``. Warnings (labels in one side only, rows dropped) go to ``log`` and
+    into the row's ``notes``.
+    """
     from social311.models.embeddings import get_embedder
 
+    trains = [train] if isinstance(train, Path) else list(train or [])
+    prepared = files.prepare(task, data, text_column, label_column, trains, split=split, folds=folds, seed=seed,
+                             warn=lambda m: log(f"warning: {m}"))
     embedder = get_embedder(backend)
-    test = datasets.read_csv(data, text_column, label_column, data.name, task)
-    if train is None:
-        row = classification_row(test, embedder, classifiers.kfold(test.labels), "5-fold stratified seed 0", fine_tune)
-    else:
-        fit = datasets.read_csv(train, text_column, label_column, train.name, task)
-        both = datasets.LabelledSet(test.name, task, fit.texts + test.texts,
-                                    np.concatenate([fit.labels, test.labels]), None)
-        split = [(np.arange(len(fit.texts)), np.arange(len(fit.texts), len(both.texts)))]
-        vectors = np.vstack([cached_encode(embedder, fit.texts, train), cached_encode(embedder, test.texts, data)])
-        row = classification_row(both, embedder, split, f"train on {train.name}", fine_tune, vectors=vectors)
-        row["n"] = len(test.texts)  # the rows scored, not the rows trained on
+    log(f"embedding {len(prepared.data.texts)} texts from {len(prepared.parts)} file(s) (cached by file)")
+    vectors = np.vstack([cached_encode(embedder, [prepared.data.texts[i] for i in rows], path, log=log)
+                         for path, rows in prepared.parts])
+    row = classification_row(prepared.data, embedder, prepared.splits, prepared.split_name, fine_tune, log,
+                             vectors=vectors)
+    row["n"] = int(sum(len(test) for _, test in prepared.splits))  # the rows scored, not the rows trained on
+    row["classes"] = int(len(np.unique(np.concatenate([prepared.data.labels[t] for _, t in prepared.splits]))))
+    row["label_names"] = list(prepared.class_names)
+    row["dropped_duplicates"] = prepared.dropped_duplicates
+    row["notes"] = prepared.notes
+    if trains:
+        row["macro_f1_over"] = "the test file's classes only"
     return {"backend": backend, "model": embedder.model_name, "classification": [row], "skipped": []}
 
 
@@ -151,6 +162,11 @@ def format_table(result: dict) -> str:
         out.append(history.describe(result["history"]))
     if result.get("history_typing"):
         out.append(history.describe_typing(result["history_typing"]))
+    for row in result.get("classification", []):
+        for note in row.get("notes", []):
+            out.append(f"Note ({row['dataset']}): {note}")
+        if row.get("macro_f1_over"):
+            out.append(f"Macro-F1 ({row['dataset']}) is averaged over {row['macro_f1_over']}.")
     if result.get("skipped"):
         out.append("Skipped (data absent or too small): " + ", ".join(result["skipped"]))
     return "\n\n".join(out)
