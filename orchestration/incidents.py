@@ -99,7 +99,7 @@ def apply_review_labels(con) -> int:
 )
 def incidents(context: dg.AssetExecutionContext, city: CityResource):
     """Merges reported posts into incidents with stable ids."""
-    from social311.models.incidents import PostForMerge, merge_posts
+    from social311.models.incidents import PostForMerge, merge_posts, options_from
 
     cfg = city.load()
     t = cfg.thresholds
@@ -107,6 +107,7 @@ def incidents(context: dg.AssetExecutionContext, city: CityResource):
         rows, embeddings = load_reports(con)
         # Earlier assignments hold: a filed incident keeps its posts and its id.
         existing = dict(con.execute("select post_id, incident_id from ops.incident_posts").fetchall())
+        catalog = con.execute("select type_id, label, service_code from ml.issue_types").fetchall()
     by_id = {r[0]: r for r in rows}
     posts = [
         PostForMerge(post_id=r[0], seen_order=i, created_at=r[1], type_id=r[2], lat=r[5], lon=r[6],
@@ -117,7 +118,7 @@ def incidents(context: dg.AssetExecutionContext, city: CityResource):
     ]
     merged = merge_posts(posts, radius_m=t.merge_radius_m, window_hours=t.merge_window_hours,
                          text_similarity=t.merge_text_similarity, unlocated_text_similarity=t.unlocated_merge_text_similarity,
-                         existing=existing)
+                         existing=existing, **options_from(t, {c: i for i, _, c in catalog if c}, {i: n for i, n, _ in catalog}))
     now = datetime.now(timezone.utc)
     incident_rows, member_rows, statuses = [], [], {}
     for inc in merged:
@@ -183,11 +184,25 @@ def ready_incidents_check(context: dg.AssetCheckExecutionContext, city: CityReso
     return dg.AssetCheckResult(passed=success, metadata=metadata)
 
 
+@dg.asset_check(asset=INCIDENTS, name="incident_size_within_cap",
+                description="No incident holds more posts (reposts aside) than thresholds.merge_max_posts.")
+def incident_size_check(context: dg.AssetCheckExecutionContext, city: CityResource) -> dg.AssetCheckResult:
+    cap = city.load().thresholds.merge_max_posts
+    with connect(city.load().duckdb_path) as con:
+        rows = con.execute("""select incident_id, count(*) as posts from ops.incident_posts where merge_reason <> 'repost'
+                              group by incident_id order by posts desc limit 5""").fetchall()
+    largest = rows[0][1] if rows else 0
+    over = [r for r in rows if cap is not None and r[1] > cap]
+    return dg.AssetCheckResult(passed=not over, metadata={"cap": cap if cap is not None else "none", "largest": largest,
+                                                          "over_cap": str(over)[:500]})
+
+
 def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[incidents],
         asset_checks=[
             ready_incidents_check,
+            incident_size_check,
             sql_check(asset=INCIDENTS, name="no_report_lost", blocking=True,
                       description="Every typed report belongs to exactly one incident.",
                       query="""select post_id from int_posts_in_wards where is_report and type_id is not null

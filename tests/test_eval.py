@@ -114,3 +114,26 @@ def test_eval_on_a_shared_data_folder(tmp_path, cache, capsys):
 def test_eval_without_shared_data_says_so(tmp_path, capsys):
     assert main(["eval", "--data-dir", str(tmp_path / "absent"), "--out", str(tmp_path / "e.json")]) == 0
     assert "nothing to evaluate" in capsys.readouterr().out
+
+
+def _ps(rows):
+    """PublicStuff-like rows: (description, lat, title, day)."""
+    return pd.DataFrame({"Description": [r[0] for r in rows], "Latitude": [r[1] for r in rows],
+                         "Longitude": [-73.99] * len(rows), "Title": [r[2] for r in rows],
+                         "Date Created": [1_500_000_000 + int(r[3] * 86400) for r in rows]})
+
+
+def test_repeat_truth_cuts_by_type_gap_and_span():
+    frame = _ps([("Light out", 40.7, "Streetlight", 0), ("light  OUT", 40.7, "Streetlight", 2),  # a repeat
+                 ("Light out", 40.7, "Streetlight", 4), ("Light out", 40.7, "Streetlight", 8),   # 8 > 7 days from the first
+                 ("Light out", 40.7, "Pothole", 1),                                              # another type
+                 ("Light out", 40.7, "Streetlight", 60)])                                        # months later
+    assert merging.repeat_truth(frame) == [[0, 1, 2]]
+    assert merging.repeat_truth(frame, gap_days=None, span_days=None, by_type=False) == [[0, 4, 1, 2, 3, 5]]
+
+
+def test_case_scores_count_repeats_and_false_merges():
+    truth = [[0, 1], [2, 3]]
+    s = merging.case_scores(truth, [[0, 1, 4], [2], [3], [5], [6]], 7)
+    # One of two repeats merged; of the 3 non-duplicates (4, 5, 6) one was merged into another incident.
+    assert (s["repeat_recall"], s["false_merge_rate"], s["non_duplicates"]) == (0.5, pytest.approx(1 / 3, abs=1e-3), 3)

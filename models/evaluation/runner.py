@@ -154,10 +154,14 @@ def format_table(result: dict) -> str:
                    f"{p['prefilter_posts_per_s']} posts/s, embedding stage speed-up x{p['speedup']} ({p['embed_backend']})")
     if result.get("incidents"):
         m = result["incidents"]
-        out.append(f"Incident merging, PublicStuff NYC ({m['rows']} rows, {m['repeating_rows']} repeating a description at "
-                   f"one place in {m['duplicate_groups']} groups): {m['groups_merged_whole']}/{m['duplicate_groups']} groups "
-                   f"merged whole; pair recall {m['pair_recall']:.3f}, pair precision {m['pair_precision']:.3f} "
-                   f"({m['merged_pairs']} merged pairs, {m['true_pairs']} true)")
+        out.append(f"Incident merging, PublicStuff NYC ({m['rows']} rows; truth: {m['repeating_rows']} rows repeat a "
+                   f"description at one point, same type, <= {m['repeat_gap_days']} days after the previous copy and "
+                   f"<= {m['repeat_span_days']} days after the first, in {m['duplicate_groups']} groups; "
+                   f"{m['non_duplicates']} rows repeat nothing): repeats merged {m['repeat_recall']:.3f}, "
+                   f"false-merge rate {m['false_merge_rate']:.3f} of non-duplicates (target <= 0.15), "
+                   f"pair precision {m['pair_precision']:.3f} / recall {m['pair_recall']:.3f}; {m['incidents']} incidents, "
+                   f"largest {m['largest_incident']}. Against any-time repeats: recall {m['any_time']['repeat_recall']:.3f}, "
+                   f"false-merge rate {m['any_time']['false_merge_rate']:.3f}")
     if result.get("history"):
         out.append(history.describe(result["history"]))
     if result.get("history_typing"):
