@@ -71,7 +71,9 @@ def test_eval_any_csv_cross_validated_then_with_a_train_file(tmp_path, cache):
     assert main(args) == 0
     row = json.loads(out.read_text())["classification"][0]
     assert row["split"].startswith("5-fold") and row["n"] == len(frame)
-    assert set(row["models"]) == {"tfidf", "embed", "stack", "zero-shot"}
+    assert set(row["models"]) == {"tfidf", "embed", "stack", "zero-shot", "pipeline"}
+    assert "review labels" in row["pipeline_trained_on"]
+    assert row["models"]["pipeline"]["f1"] > 0.8  # seeds + the training folds as review labels
     assert row["models"]["stack"]["f1"] > 0.9  # templated texts: every model separates them
     assert len(list((cache_root()).glob("*.npy"))) == 1  # embedded once, cached outside the repo
     assert main(args) == 0  # the second run reads the cache

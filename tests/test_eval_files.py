@@ -147,6 +147,8 @@ def test_cli_train_test_pair_with_different_label_sets(tmp_path, cache, capsys):
     assert row["n"] == 12 and row["classes"] == 2 and row["label_names"] == ["light", "pothole", "trash"]
     # Aligned by name, the templated texts are easy: per-file numbering scored ~0 here.
     assert row["models"]["tfidf"]["macro_f1"] > 0.8 and row["models"]["stack"]["macro_f1"] > 0.8
+    # The pipeline row: typing with the label names as catalog and the training file as 311 history.
+    assert "311 history" in row["pipeline_trained_on"] and 0 <= row["models"]["pipeline"]["macro_f1"] <= 1
     printed = capsys.readouterr()
     assert "labels only in the training files (never tested): light" in printed.err
     assert "averaged over the test file's classes only" in printed.out

@@ -134,6 +134,20 @@ def zero_shot(embedder, embeddings: np.ndarray, labels: np.ndarray, splits, thre
     return score(labels[test], (model.predict_proba(embeddings[test]) >= threshold).astype(int))
 
 
+def pipeline_relevance(embedder, embeddings: np.ndarray, labels: np.ndarray, splits, threshold: float = 0.5) -> Scores:
+    """The pipeline's relevance model as a city gets it after reviewing: the seeds plus each
+    training part as review labels (``RelevanceModel.from_seeds(labelled=...)``), at the
+    pipeline's default threshold, on the same test rows as every other row."""
+    from social311.models.relevance import RelevanceModel
+
+    truth, preds = [], []
+    for train, test in splits:
+        model = RelevanceModel.from_seeds(embedder, labelled=(embeddings[train], labels[train]))
+        preds.append((model.predict_proba(embeddings[test]) >= threshold).astype(int))
+        truth.append(labels[test])
+    return score(np.concatenate(truth), np.concatenate(preds))
+
+
 FINE_TUNED_MODELS = ("fine-tuned", "fine-tuned + TF-IDF")
 
 
