@@ -74,6 +74,7 @@ def test_eval_any_csv_cross_validated_then_with_a_train_file(tmp_path, cache):
     assert set(row["models"]) == {"tfidf", "embed", "stack", "zero-shot", "pipeline"}
     assert "review labels" in row["pipeline_trained_on"]
     assert row["models"]["pipeline"]["f1"] > 0.8  # seeds + the training folds as review labels
+    assert sum(v["n"] for v in row["by_language"].values()) == len(frame) and "en" in row["by_language"]
     assert row["models"]["stack"]["f1"] > 0.9  # templated texts: every model separates them
     assert len(list((cache_root()).glob("*.npy"))) == 1  # embedded once, cached outside the repo
     assert main(args) == 0  # the second run reads the cache
@@ -139,3 +140,13 @@ def test_case_scores_count_repeats_and_false_merges():
     s = merging.case_scores(truth, [[0, 1, 4], [2], [3], [5], [6]], 7)
     # One of two repeats merged; of the 3 non-duplicates (4, 5, 6) one was merged into another incident.
     assert (s["repeat_recall"], s["false_merge_rate"], s["non_duplicates"]) == (0.5, pytest.approx(1 / 3, abs=1e-3), 3)
+
+
+def test_by_language_routes_unreadable_low_scores_to_review():
+    texts = ["the street light on our road has been broken for a whole week now"] * 20 + \
+            ["la farola de nuestra calle lleva una semana entera rota, arreglenla"] * 20
+    labels = np.array([1] * 10 + [0] * 10 + [1] * 20)
+    proba = np.array([0.9] * 10 + [0.1] * 10 + [0.2] * 20)  # the English model misses every Spanish report
+    out = classifiers.by_language(texts, labels, np.arange(40), proba)
+    assert out["en"] == {"n": 20, "positives": 10, "f1": 1.0, "to_review": 0, "reports_to_review": 0}
+    assert out["es"]["f1"] == 0.0 and out["es"]["reports_to_review"] == 20  # not lost as chatter: a person sees them

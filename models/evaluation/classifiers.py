@@ -138,14 +138,47 @@ def pipeline_relevance(embedder, embeddings: np.ndarray, labels: np.ndarray, spl
     """The pipeline's relevance model as a city gets it after reviewing: the seeds plus each
     training part as review labels (``RelevanceModel.from_seeds(labelled=...)``), at the
     pipeline's default threshold, on the same test rows as every other row."""
+    test, proba = pipeline_probabilities(embedder, embeddings, labels, splits)
+    return score(labels[test], (proba >= threshold).astype(int))
+
+
+def pipeline_probabilities(embedder, embeddings: np.ndarray, labels: np.ndarray, splits) -> tuple[np.ndarray, np.ndarray]:
+    """``(test row indices, P(report))`` of ``pipeline_relevance``'s model, pooled over the splits."""
     from social311.models.relevance import RelevanceModel
 
-    truth, preds = [], []
+    rows, proba = [], []
     for train, test in splits:
         model = RelevanceModel.from_seeds(embedder, labelled=(embeddings[train], labels[train]))
-        preds.append((model.predict_proba(embeddings[test]) >= threshold).astype(int))
-        truth.append(labels[test])
-    return score(np.concatenate(truth), np.concatenate(preds))
+        proba.append(model.predict_proba(embeddings[test]))
+        rows.append(test)
+    return np.concatenate(rows), np.concatenate(proba)
+
+
+def by_language(texts: list[str], labels: np.ndarray, test: np.ndarray, proba: np.ndarray, threshold: float = 0.5,
+                min_rows: int = 20) -> dict[str, dict]:
+    """The pipeline row per detected language of the test rows, and how many posts it routes to review.
+
+    ``to_review``: posts below the threshold in a language the encoder cannot read
+    (``models/language.route``); ``reports_to_review``: how many of those were labelled reports
+    (they reach a person instead of being lost as chatter). Languages with fewer than
+    ``min_rows`` test rows are pooled as ``other``.
+    """
+    from social311.models.language import REVIEW, detect, route
+
+    languages = detect([texts[i] for i in test])
+    codes = np.array([lang.code for lang in languages], dtype=object)
+    counts = {c: int((codes == c).sum()) for c in set(codes.tolist())}
+    codes = np.array([c if counts[c] >= min_rows else "other" for c in codes], dtype=object)
+    routes = np.array([route(float(p), lang, threshold) for p, lang in zip(proba, languages)], dtype=object)
+    y, pred = labels[test], (proba >= threshold).astype(int)
+    out = {}
+    for code in sorted(set(codes.tolist()), key=lambda c: -int((codes == c).sum())):
+        mask = codes == code
+        out[code] = {"n": int(mask.sum()), "positives": int(y[mask].sum()),
+                     "f1": round(float(f1_score(y[mask], pred[mask], zero_division=0)), 4),
+                     "to_review": int((routes[mask] == REVIEW).sum()),
+                     "reports_to_review": int(((routes[mask] == REVIEW) & (y[mask] == 1)).sum())}
+    return out
 
 
 FINE_TUNED_MODELS = ("fine-tuned", "fine-tuned + TF-IDF")

@@ -39,7 +39,9 @@ def classification_row(data: datasets.LabelledSet, embedder, splits, split_name:
         row["models"][model] = classifiers.evaluate(model, data.texts, vectors, data.labels, splits).as_dict()
     if data.task in BINARY_TASKS:
         row["models"]["zero-shot"] = classifiers.zero_shot(embedder, vectors, data.labels, splits).as_dict()
-        row["models"]["pipeline"] = classifiers.pipeline_relevance(embedder, vectors, data.labels, splits).as_dict()
+        test, proba = classifiers.pipeline_probabilities(embedder, vectors, data.labels, splits)
+        row["models"]["pipeline"] = classifiers.score(data.labels[test], (proba >= 0.5).astype(int)).as_dict()
+        row["by_language"] = classifiers.by_language(data.texts, data.labels, test, proba)
         row["pipeline_trained_on"] = PIPELINE_RELEVANCE
     elif data.class_names:
         scores, _ = history.typing_rows(embedder, data, vectors, splits)
@@ -177,6 +179,11 @@ def format_table(result: dict) -> str:
         out.append(history.describe(result["history"]))
     if result.get("history_typing"):
         out.append(history.describe_typing(result["history_typing"]))
+    for row in result.get("classification", []):
+        if row.get("by_language"):
+            out.append(f"pipeline row of {row['dataset']} by detected language (py3langid; und = too short or unsure): "
+                       + "; ".join(f"{code} n={v['n']} F1 {v['f1']:.3f}, {v['to_review']} to review "
+                                   f"({v['reports_to_review']} of them reports)" for code, v in row["by_language"].items()))
     trained = {row["pipeline_trained_on"] for row in result.get("classification", []) if row.get("pipeline_trained_on")}
     for what in sorted(trained):
         out.append(f"pipeline row: {what}.")
