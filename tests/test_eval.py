@@ -150,3 +150,19 @@ def test_by_language_routes_unreadable_low_scores_to_review():
     out = classifiers.by_language(texts, labels, np.arange(40), proba)
     assert out["en"] == {"n": 20, "positives": 10, "f1": 1.0, "to_review": 0, "reports_to_review": 0}
     assert out["es"]["f1"] == 0.0 and out["es"]["reports_to_review"] == 20  # not lost as chatter: a person sees them
+
+
+def test_learning_curve_counts_labels_and_ends_near_full_supervision(cache):
+    from social311.models.embeddings import get_embedder
+    from social311.models.evaluation import learning
+
+    frame = _tweets(n_per_template=6)
+    embedder = get_embedder("torch")
+    vectors = embedder.encode(frame["text"].tolist())
+    labels = frame["label"].to_numpy()
+    (train, test), = classifiers.holdout(labels, test_size=0.3)
+    out = learning.curve(embedder, vectors, labels, train, test, steps=(0, 10, 20))
+    assert set(out["random"]) == set(out["uncertainty"]) == {0, 10, 20}
+    assert all(0 <= v <= 1 for mode in ("random", "uncertainty") for v in out[mode].values())
+    # 20 labels of templated texts suffice here: within 0.1 of the whole training part.
+    assert out["uncertainty"][20] >= out["fully supervised"] - 0.1
