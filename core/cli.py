@@ -270,15 +270,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return run_cli(args)
     from social311.models.evaluation import runner
 
+    if args.model_dir and not Path(args.model_dir).expanduser().is_dir():
+        print(f"eval: --model-dir {args.model_dir}: no such folder", file=sys.stderr)
+        return 2
+    if args.train and not args.data:
+        print("--train needs --data (the test set)", file=sys.stderr)
+        return 2
     if args.data:
         if not (args.task and args.text_column and args.label_column):
             raise CliError("--data needs --task, --text-column and --label-column")
-        for option, value in (("--data", args.data), ("--train", args.train)):
+        for option, value in (("--data", args.data), *(("--train", p) for p in args.train or [])):
             if value and not Path(value).is_file():
                 raise CliError(f"{option} {value}: no such file")
-        result = runner.run_file(args.task, Path(args.data), args.text_column, args.label_column,
-                                 Path(args.train) if args.train else None, backend=args.backend,
-                                 fine_tune=args.fine_tune)
+        from social311.models.evaluation.files import EvalInputError
+
+        try:
+            result = runner.run_file(args.task, Path(args.data), args.text_column, args.label_column,
+                                     [Path(p) for p in args.train or []], backend=args.backend,
+                                     fine_tune=args.fine_tune, split=args.split, folds=args.folds, seed=args.seed,
+                                     log=lambda m: print(m, file=sys.stderr), model_dir=args.model_dir)
+        except EvalInputError as exc:
+            raise CliError(f"eval: {_one_line(exc)}") from None
     else:
         from social311.models.evaluation.datasets import default_data_dir
 
@@ -289,7 +301,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             return EXIT_OK
         only = {name.strip() for name in args.only.split(",") if name.strip()} if args.only else None
         result = runner.run_shared(data_dir, backend=args.backend, log=lambda m: print(m, file=sys.stderr),
-                                   fine_tune=args.fine_tune, only=only)
+                                   fine_tune=args.fine_tune, only=only, model_dir=args.model_dir)
     print(runner.format_table(result))
     runner.write(result, Path(args.out))
     print(f"\nWritten to {args.out}")
@@ -408,7 +420,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", help="any labelled CSV to evaluate on (cross-validated unless --train)")
     evaluate.add_argument("--text-column")
     evaluate.add_argument("--label-column")
-    evaluate.add_argument("--train", help="a labelled CSV to train on; --data is then the test set")
+    evaluate.add_argument("--train", nargs="+", metavar="CSV",
+                          help="labelled CSV(s) to train on (pooled; labels matched by name); --data is then the test set")
+    evaluate.add_argument("--split", type=float, metavar="SHARE",
+                          help="without --train: one stratified split with this test share (e.g. 0.2) instead of k-fold")
+    evaluate.add_argument("--folds", type=int, default=5, help="without --train or --split: cross-validation folds")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the split or the folds")
+    evaluate.add_argument("--model-dir", help="a local sentence-transformers model folder to evaluate instead of the packaged MiniLM")
     evaluate.add_argument("--fine-tune", action="store_true",
                           help="also fine-tune the encoder on each training part (slow on CPU; uses a GPU if torch sees one)")
     evaluate.add_argument("--config", help="ward / geocode: the city YAML whose GIS is evaluated")

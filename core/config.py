@@ -81,6 +81,13 @@ class TicketingRef(PluginRef):
         return data
 
 
+class MergeRuleSettings(_Strict):
+    """One service's own merge radius and window (``thresholds.merge_by_type``)."""
+
+    radius_m: float = Field(gt=0)
+    window_hours: float = Field(gt=0)
+
+
 class Thresholds(_Strict):
     """Tunable decisions of the pipeline. Defaults suit the demo city."""
 
@@ -90,6 +97,15 @@ class Thresholds(_Strict):
     merge_window_hours: float = Field(72, gt=0, description="posts this close in time may be one incident")
     merge_text_similarity: float = Field(0.4, ge=-1, le=1, description="min cosine between posts of one incident")
     unlocated_merge_text_similarity: float = Field(0.8, ge=-1, le=1, description="stricter text bar without a location")
+    merge_max_posts: int | None = Field(50, ge=1, description="most posts (reposts aside) in one incident; null = no cap")
+    merge_max_span_hours: float | None = Field(168, gt=0, description="longest time between an incident's first and "
+                                               "last post (reposts aside); null = no cap")
+    merge_template_min_points: int | None = Field(3, ge=2, description="a text seen at this many different points "
+                                                  "is a template: its wording is not used to merge; null = off")
+    merge_template_radius_m: float | None = Field(50, gt=0, description="posts whose text is a template (or the "
+                                                  "type's name) merge only this close; null = merge_radius_m")
+    merge_by_type: dict[str, MergeRuleSettings] = Field(default_factory=dict, description="service_code -> its own "
+                                                         "merge radius_m and window_hours")
     file_min_confidence: float = Field(0.5, ge=0, le=1, description="incidents below this wait for review")
     link_radius_m: float = Field(50, ge=0, description="an open request of the same service this close is linked, "
                                  "not filed again (0 = never link)")

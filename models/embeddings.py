@@ -74,6 +74,42 @@ class Embedder:
         return np.vstack(parts)
 
 
+class LocalModelEmbedder(Embedder):
+    """A sentence-transformers model from a local directory a city points to (``eval --model-dir``).
+
+    Only for comparing encoders in the evaluation: the pipeline's tables hold 384-dimensional
+    vectors of the packaged model. Nothing is fetched: the directory must hold the model.
+
+    Args:
+        model_dir: a folder saved by ``SentenceTransformer.save`` (``modules.json`` inside).
+    """
+
+    def __init__(self, model_dir: str, batch_size: int = 64) -> None:
+        from pathlib import Path
+
+        folder = Path(model_dir).expanduser()
+        if not (folder / "modules.json").is_file() and not (folder / "config.json").is_file():
+            raise ValueError(f"{folder}: not a sentence-transformers model folder (no modules.json or config.json)")
+        super().__init__(batch_size)
+        self.model_dir = folder.resolve()
+
+    @property
+    def model_name(self) -> str:
+        """The folder's name and a hash of its ``config.json`` (the embedding cache key)."""
+        import hashlib
+
+        config = self.model_dir / "config.json"
+        digest = hashlib.sha1(config.read_bytes() if config.is_file() else b"").hexdigest()[:8]
+        return f"local:{self.model_dir.name}@{digest}"
+
+    def _load(self) -> Any:
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(str(self.model_dir), device="cpu", local_files_only=True)
+        return self._model
+
+
 #: Embedding paths a city can choose (`embedding_backend` in the city YAML).
 BACKENDS = ("torch", "onnx-int8", "onnx-fp32")
 

@@ -4,15 +4,28 @@ Rules (each merge keeps its reason):
 
 * ``repost``: a repost always joins its original's incident, whatever its type or place.
 * ``duplicate``: the same text (case and spacing aside) at the same point (coordinates equal
-  to 5 decimals, about 1 m; locations of usable confidence only) is one report sent twice, by
-  an app retrying or a resident re-posting: merged whatever its type and however far apart in
-  time (PublicStuff NYC has 1,818 such rows, some days apart, some filed under another type).
+  to 5 decimals, about 1 m; locations of usable confidence only), of the same type and within
+  the type's window of the previous copy, is one report sent twice (an app retrying, a
+  resident re-posting). Real data is full of templated texts ("Street Light Outages") at busy
+  points: the same text there months later is a new problem, so this rule never crosses types
+  or the window (only ``repost`` does).
 * ``near+similar``: two located posts of the same type, within ``radius_m`` (haversine), within
-  ``window_hours`` and with embedding cosine >= ``text_similarity``.
+  ``window_hours`` and with embedding cosine >= ``text_similarity``. The cosine is only asked
+  of texts residents wrote: when either text is a *template* (equal to its type's name, or
+  the same text at ``template_min_points`` or more different points of the batch) it says
+  nothing about the problem, so type, place and time decide alone, and the place must then be
+  closer: within ``template_radius_m`` (a form's text at two addresses 200 m apart is two
+  problems as often as one).
 * ``text-only``: when either post has no usable location, the same type, the same window and
-  the stricter cosine >= ``unlocated_text_similarity`` — unless the link would join two groups
-  whose located posts are all farther than ``radius_m`` apart (an unlocated post never bridges
-  two places).
+  the stricter cosine >= ``unlocated_text_similarity`` between two resident-written texts —
+  unless the link would join two groups whose located posts are all farther than ``radius_m``
+  apart (an unlocated post never bridges two places).
+
+``rules`` gives a type its own radius and window (a streetlight is one pole, a flood a
+neighbourhood). Two caps keep transitive merging from swallowing a busy place: an incident
+holds at most ``max_posts`` posts that are not reposts, and its first and last such posts are
+at most ``max_span_hours`` apart; a link that would break either is not made (reposts always
+join their original).
 
 Posts with no type form their own group (``None`` matches only ``None``); different types
 never merge. A location counts for merging only when its confidence is at least
@@ -41,6 +54,55 @@ import numpy as np
 from social311.models.geo import haversine_m
 
 REPOST, DUPLICATE, NEAR, TEXT_ONLY, ANCHOR = "repost", "duplicate", "near+similar", "text-only", "anchor"
+
+
+@dataclass(frozen=True)
+class MergeRule:
+    """A type's own merge radius and time window (``merge_posts(rules=...)``)."""
+
+    radius_m: float
+    window_hours: float
+
+
+def normalise_text(text: str) -> str:
+    """Case and spacing aside: the key of the exact-duplicate and template rules."""
+    return " ".join(text.casefold().split())
+
+
+def template_texts(posts: list[PostForMerge], min_points: int, min_location_confidence: float = 0.5) -> set[str]:
+    """Normalised texts found at ``min_points`` or more different points: forms, not residents' words."""
+    points: dict[str, set[tuple[float, float]]] = {}
+    for p in posts:
+        if p.text and p.lat is not None and p.lon is not None and p.location_confidence >= min_location_confidence:
+            points.setdefault(normalise_text(p.text), set()).add((round(p.lat, 5), round(p.lon, 5)))
+    return {text for text, where in points.items() if len(where) >= min_points}
+
+
+def options_from(thresholds, type_of_code: Mapping[str, str] | None = None,
+                 type_names: Mapping[str, str] | None = None) -> dict:
+    """The keyword arguments of ``merge_posts`` beyond the four basic thresholds, from a ``Thresholds``.
+
+    Args:
+        thresholds: the city's ``thresholds`` (``merge_max_posts``, ``merge_by_type``, ...).
+        type_of_code: service_code -> type_id, to key ``merge_by_type`` (configured by code) by type.
+        type_names: type_id -> the type's name (a text equal to it is a template).
+    """
+    type_of_code = type_of_code or {}
+    rules = {type_of_code[code]: MergeRule(r.radius_m, r.window_hours)
+             for code, r in thresholds.merge_by_type.items() if code in type_of_code}
+    return {"rules": rules, "max_posts": thresholds.merge_max_posts, "max_span_hours": thresholds.merge_max_span_hours,
+            "template_min_points": thresholds.merge_template_min_points,
+            "template_radius_m": thresholds.merge_template_radius_m, "type_names": dict(type_names or {})}
+
+
+def oversized(incidents: list[Incident], max_posts: int) -> list[tuple[str, int]]:
+    """``(incident_id, posts that are not reposts)`` of each incident above ``max_posts`` (the cap's check)."""
+    out = []
+    for inc in incidents:
+        n = sum(1 for reason in inc.merge_reasons.values() if reason != REPOST)
+        if n > max_posts:
+            out.append((inc.incident_id, n))
+    return out
 
 
 @dataclass(frozen=True)
@@ -103,51 +165,67 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.where(norms == 0, 1.0, norms)
 
 
-def _exact_duplicates(posts: list[PostForMerge], candidates: list[int], located: np.ndarray) -> Iterator[tuple[int, int]]:
-    """``(first, later)`` for each post repeating an earlier one's text at the same point."""
-    first: dict[tuple[str, float, float], int] = {}
-    for i in candidates:
+def _exact_duplicates(posts: list[PostForMerge], candidates: list[int], located: np.ndarray,
+                      window_s: dict[str | None, float]) -> Iterator[tuple[int, int]]:
+    """``(previous, later)`` for each post repeating a text at the same point, same type, within the window."""
+    last: dict[tuple, int] = {}
+    for i in sorted(candidates, key=lambda k: (posts[k].created_at, posts[k].seen_order, posts[k].post_id)):
         p = posts[i]
         if p.text is None or not located[i]:
             continue
-        key = (" ".join(p.text.casefold().split()), round(p.lat, 5), round(p.lon, 5))
-        if key in first:
-            yield first[key], i
-        else:
-            first[key] = i
+        key = (p.type_id, normalise_text(p.text), round(p.lat, 5), round(p.lon, 5))
+        previous = last.get(key)
+        if previous is not None and (p.created_at - posts[previous].created_at).total_seconds() <= window_s[p.type_id]:
+            yield previous, i
+        last[key] = i
 
 
 def _similar_pairs(
     posts: list[PostForMerge], vectors: np.ndarray, located: np.ndarray, *, radius_m: float, window_s: float,
-    text_similarity: float, unlocated_text_similarity: float,
+    text_similarity: float, unlocated_text_similarity: float, templated: np.ndarray | None = None,
+    rules: Mapping[str | None, MergeRule] | None = None, template_radius_m: float | None = None,
 ) -> Iterator[tuple[int, int, str]]:
-    """Yield ``(i, j, reason)`` for every pair of non-repost posts that the rules merge."""
+    """Yield ``(i, j, reason)`` for every pair of non-repost posts that the rules merge.
+
+    ``templated[i]``: post i's text is a template (its cosine is no evidence either way).
+    ``rules``: per-type radius and window, overriding ``radius_m`` and ``window_s``.
+    ``template_radius_m``: the radius when either text is a template (None: the type's radius).
+    """
     by_type: dict[str | None, list[int]] = {}
     for i, p in enumerate(posts):
         by_type.setdefault(p.type_id, []).append(i)
     lats = np.array([p.lat if located[i] else np.nan for i, p in enumerate(posts)], dtype=np.float64)
     lons = np.array([p.lon if located[i] else np.nan for i, p in enumerate(posts)], dtype=np.float64)
-    for members in by_type.values():
+    if templated is None:
+        templated = np.zeros(len(posts), dtype=bool)
+    rules = rules or {}
+    for type_id, members in by_type.items():
+        rule = rules.get(type_id)
+        radius = rule.radius_m if rule else radius_m
+        tight = radius if template_radius_m is None else min(radius, template_radius_m)
+        window = rule.window_hours * 3600 if rule else window_s
         members.sort(key=lambda i: posts[i].created_at)
         idx = np.array(members)
         times = np.array([posts[i].created_at.timestamp() for i in members])
         # Time-ordered contiguous copies: the window is then a slice (a view), not a gather.
-        vec, loc, lat, lon = vectors[idx], located[idx], lats[idx], lons[idx]
-        stops = np.searchsorted(times, times + window_s, side="right")
+        vec, loc, lat, lon, tpl = vectors[idx], located[idx], lats[idx], lons[idx], templated[idx]
+        stops = np.searchsorted(times, times + window, side="right")
         for k in range(len(members)):
             # Only later posts inside the window: each pair is looked at once.
-            window = slice(k + 1, int(stops[k]))
-            if window.start >= window.stop:
+            later = slice(k + 1, int(stops[k]))
+            if later.start >= later.stop:
                 continue
-            cos = vec[window] @ vec[k]
-            both = loc[window] & loc[k]
+            cos = vec[later] @ vec[k]
+            both = loc[later] & loc[k]
+            written = ~tpl[later] & ~tpl[k]  # both texts are residents' words: the cosine means something
             near = both.copy()
             if both.any():
-                near &= haversine_m(lat[k], lon[k], lat[window], lon[window]) <= radius_m
-            others = idx[window]
-            for j in others[near & (cos >= text_similarity)]:
+                metres = haversine_m(lat[k], lon[k], lat[later], lon[later])
+                near &= np.where(written, metres <= radius, metres <= tight)
+            others = idx[later]
+            for j in others[near & ((cos >= text_similarity) | ~written)]:
                 yield int(idx[k]), int(j), NEAR
-            for j in others[~both & (cos >= unlocated_text_similarity)]:
+            for j in others[~both & written & (cos >= unlocated_text_similarity)]:
                 yield int(idx[k]), int(j), TEXT_ONLY
 
 
@@ -160,6 +238,12 @@ def merge_posts(
     unlocated_text_similarity: float,
     min_location_confidence: float = 0.5,
     existing: Mapping[str, str] | None = None,
+    rules: Mapping[str | None, MergeRule] | None = None,
+    max_posts: int | None = None,
+    max_span_hours: float | None = None,
+    type_names: Mapping[str, str] | None = None,
+    template_min_points: int | None = None,
+    template_radius_m: float | None = None,
 ) -> list[Incident]:
     """Group posts into incidents.
 
@@ -174,6 +258,12 @@ def merge_posts(
         existing: post_id -> incident_id from earlier runs. Those posts keep their incident
             (and its id, so a filed ticket stays attached), new posts may join it, and two
             existing incidents are never merged after the fact, even when a new post bridges them.
+        rules: type_id -> its own ``MergeRule`` (radius and window); other types use the two above.
+        max_posts: most posts that are not reposts in one incident (None: no cap).
+        max_span_hours: longest time between an incident's first and last non-repost post (None: no cap).
+        type_names: type_id -> the type's name; a text equal to it is a template.
+        template_min_points: a text at this many different points is a template (None: only type names).
+        template_radius_m: the radius for a pair where either text is a template (None: the type's radius).
 
     Returns:
         Incidents ordered by their anchor's ``(seen_order, post_id)``.
@@ -191,15 +281,29 @@ def merge_posts(
     existing = existing or {}
     owner = {i: existing[p.post_id] for i, p in enumerate(posts) if p.post_id in existing}  # root -> incident id
     points = {i: [i] for i in range(len(posts)) if located[i]}  # root -> its located members
+    rules = dict(rules or {})
+    window_of = {p.type_id: (rules[p.type_id].window_hours if p.type_id in rules else window_hours) * 3600 for p in posts}
+    radius_of = {p.type_id: rules[p.type_id].radius_m if p.type_id in rules else radius_m for p in posts}
+    follows = {i: index[p.repost_of] for i, p in enumerate(posts) if p.repost_of in index and p.repost_of != p.post_id}
+    # root -> (posts that are not reposts, their first and last time): what the caps look at.
+    stamps = [p.created_at.timestamp() for p in posts]
+    extent = {i: (0, np.inf, -np.inf) if i in follows else (1, stamps[i], stamps[i]) for i in range(len(posts))}
+    max_span_s = np.inf if max_span_hours is None else max_span_hours * 3600
 
-    def apart(ri: int, rj: int) -> bool:
+    def apart(ri: int, rj: int, radius: float) -> bool:
         """True when no located member of one group is within the radius of one of the other."""
         a, b = points.get(ri), points.get(rj)
         if not a or not b:
             return False
         lat_b = np.array([posts[k].lat for k in b])
         lon_b = np.array([posts[k].lon for k in b])
-        return all(haversine_m(posts[k].lat, posts[k].lon, lat_b, lon_b).min() > radius_m for k in a)
+        return all(haversine_m(posts[k].lat, posts[k].lon, lat_b, lon_b).min() > radius for k in a)
+
+    def too_big(ri: int, rj: int) -> bool:
+        (na, a0, a1), (nb, b0, b1) = extent[ri], extent[rj]
+        if max_posts is not None and na + nb > max_posts:
+            return True
+        return bool(na and nb and max(a1, b1) - min(a0, b0) > max_span_s)
 
     def link(i: int, j: int, reason: str) -> None:
         ri, rj = uf.find(i), uf.find(j)
@@ -207,10 +311,14 @@ def merge_posts(
             oi, oj = owner.get(ri), owner.get(rj)
             if oi and oj and oi != oj:
                 return  # both already belong to different incidents: keep them apart
-            if reason == TEXT_ONLY and apart(ri, rj):
+            if reason == TEXT_ONLY and apart(ri, rj, radius_of[posts[i].type_id]):
                 return  # an unlocated post must not bridge two places farther apart than the radius
+            if reason != REPOST and too_big(ri, rj):
+                return  # chained links must not grow one incident over a busy place for months
             uf.union(i, j)
             root = uf.find(i)
+            (na, a0, a1), (nb, b0, b1) = extent.pop(ri), extent.pop(rj)
+            extent[root] = (na + nb, min(a0, b0), max(a1, b1))
             if oi or oj:
                 owner[root] = oi or oj
             merged_points = points.pop(ri, []) + points.pop(rj, [])
@@ -219,17 +327,22 @@ def merge_posts(
         edges[i].append((j, reason))
         edges[j].append((i, reason))
 
-    follows = {i: index[p.repost_of] for i, p in enumerate(posts) if p.repost_of in index and p.repost_of != p.post_id}
     for i, j in follows.items():
         link(i, j, REPOST)
     # Reposts ride on their original; comparing them too would only add duplicate edges.
     originals = [i for i in range(len(posts)) if i not in follows]
-    for i, j in _exact_duplicates(posts, originals, located):
+    for i, j in _exact_duplicates(posts, originals, located, window_of):
         link(i, j, DUPLICATE)
+    templates = template_texts(posts, template_min_points, min_location_confidence) if template_min_points else set()
+    names = {t: normalise_text(n) for t, n in (type_names or {}).items() if n}
+    templated = np.array([p.text is not None and (normalise_text(p.text) in templates
+                                                  or normalise_text(p.text) == names.get(p.type_id)) for p in posts])
     sub = [posts[i] for i in originals]
     for a, b, reason in _similar_pairs(sub, vectors[originals], located[originals], radius_m=radius_m,
                                        window_s=window_hours * 3600, text_similarity=text_similarity,
-                                       unlocated_text_similarity=unlocated_text_similarity):
+                                       unlocated_text_similarity=unlocated_text_similarity,
+                                       templated=templated[originals], rules=rules,
+                                       template_radius_m=template_radius_m):
         link(originals[a], originals[b], reason)
 
     groups: dict[int, list[int]] = {}

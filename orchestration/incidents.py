@@ -179,7 +179,7 @@ def update_incidents(con, cfg: CityConfig, *, run_id: str | None = None) -> dict
     written. Reviewers' labels are applied afterwards, every run. Returns figures for the run's
     metadata.
     """
-    from social311.models.incidents import merge_posts, summarize_incident
+    from social311.models.incidents import merge_posts, options_from, summarize_incident
 
     t = cfg.thresholds
     now = datetime.now(timezone.utc)
@@ -197,9 +197,12 @@ def update_incidents(con, cfg: CityConfig, *, run_id: str | None = None) -> dict
             taken = {r[0] for r in con.execute("select incident_id from ops.incidents union "
                                                "select incident_id from ops.incident_posts").fetchall()}
             rows, embeddings = load_reports(con, new_ids + neighbours)
+            # Per-type rules, template texts and caps (models/incidents.py) need the type names.
+            catalog = con.execute("select type_id, label, service_code from ml.issue_types").fetchall()
             merged = merge_posts(_posts_for_merge(rows, embeddings), radius_m=t.merge_radius_m,
                                  window_hours=t.merge_window_hours, text_similarity=t.merge_text_similarity,
-                                 unlocated_text_similarity=t.unlocated_merge_text_similarity, existing=existing)
+                                 unlocated_text_similarity=t.unlocated_merge_text_similarity, existing=existing,
+                                 **options_from(t, {c: i for i, _, c in catalog if c}, {i: n for i, n, _ in catalog}))
             by_id = {r[0]: r for r in rows}
             del rows, embeddings
             grown, fresh = plan_merge(merged, existing, taken)
@@ -311,11 +314,25 @@ def ready_incidents_check(context: dg.AssetCheckExecutionContext, city: CityReso
     return dg.AssetCheckResult(passed=success, metadata=metadata)
 
 
+@dg.asset_check(asset=INCIDENTS, name="incident_size_within_cap",
+                description="No incident holds more posts (reposts aside) than thresholds.merge_max_posts.")
+def incident_size_check(context: dg.AssetCheckExecutionContext, city: CityResource) -> dg.AssetCheckResult:
+    cap = city.load().thresholds.merge_max_posts
+    with connect(city.load().duckdb_path) as con:
+        rows = con.execute("""select incident_id, count(*) as posts from ops.incident_posts where merge_reason <> 'repost'
+                              group by incident_id order by posts desc limit 5""").fetchall()
+    largest = rows[0][1] if rows else 0
+    over = [r for r in rows if cap is not None and r[1] > cap]
+    return dg.AssetCheckResult(passed=not over, metadata={"cap": cap if cap is not None else "none", "largest": largest,
+                                                          "over_cap": str(over)[:500]})
+
+
 def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[incidents],
         asset_checks=[
             ready_incidents_check,
+            incident_size_check,
             sql_check(asset=INCIDENTS, name="no_report_lost", blocking=True,
                       description="Every typed report belongs to exactly one incident.",
                       query="""select post_id from int_posts_in_wards where is_report and type_id is not null

@@ -71,7 +71,10 @@ def test_eval_any_csv_cross_validated_then_with_a_train_file(tmp_path, cache):
     assert main(args) == 0
     row = json.loads(out.read_text())["classification"][0]
     assert row["split"].startswith("5-fold") and row["n"] == len(frame)
-    assert set(row["models"]) == {"tfidf", "embed", "stack", "zero-shot"}
+    assert set(row["models"]) == {"tfidf", "embed", "stack", "zero-shot", "pipeline"}
+    assert "review labels" in row["pipeline_trained_on"]
+    assert row["models"]["pipeline"]["f1"] > 0.8  # seeds + the training folds as review labels
+    assert sum(v["n"] for v in row["by_language"].values()) == len(frame) and "en" in row["by_language"]
     assert row["models"]["stack"]["f1"] > 0.9  # templated texts: every model separates them
     assert len(list((cache_root()).glob("*.npy"))) == 1  # embedded once, cached outside the repo
     assert main(args) == 0  # the second run reads the cache
@@ -114,3 +117,52 @@ def test_eval_on_a_shared_data_folder(tmp_path, cache, capsys):
 def test_eval_without_shared_data_says_so(tmp_path, capsys):
     assert main(["eval", "--data-dir", str(tmp_path / "absent"), "--out", str(tmp_path / "e.json")]) == 0
     assert "nothing to evaluate" in capsys.readouterr().out
+
+
+def _ps(rows):
+    """PublicStuff-like rows: (description, lat, title, day)."""
+    return pd.DataFrame({"Description": [r[0] for r in rows], "Latitude": [r[1] for r in rows],
+                         "Longitude": [-73.99] * len(rows), "Title": [r[2] for r in rows],
+                         "Date Created": [1_500_000_000 + int(r[3] * 86400) for r in rows]})
+
+
+def test_repeat_truth_cuts_by_type_gap_and_span():
+    frame = _ps([("Light out", 40.7, "Streetlight", 0), ("light  OUT", 40.7, "Streetlight", 2),  # a repeat
+                 ("Light out", 40.7, "Streetlight", 4), ("Light out", 40.7, "Streetlight", 8),   # 8 > 7 days from the first
+                 ("Light out", 40.7, "Pothole", 1),                                              # another type
+                 ("Light out", 40.7, "Streetlight", 60)])                                        # months later
+    assert merging.repeat_truth(frame) == [[0, 1, 2]]
+    assert merging.repeat_truth(frame, gap_days=None, span_days=None, by_type=False) == [[0, 4, 1, 2, 3, 5]]
+
+
+def test_case_scores_count_repeats_and_false_merges():
+    truth = [[0, 1], [2, 3]]
+    s = merging.case_scores(truth, [[0, 1, 4], [2], [3], [5], [6]], 7)
+    # One of two repeats merged; of the 3 non-duplicates (4, 5, 6) one was merged into another incident.
+    assert (s["repeat_recall"], s["false_merge_rate"], s["non_duplicates"]) == (0.5, pytest.approx(1 / 3, abs=1e-3), 3)
+
+
+def test_by_language_routes_unreadable_low_scores_to_review():
+    texts = ["the street light on our road has been broken for a whole week now"] * 20 + \
+            ["la farola de nuestra calle lleva una semana entera rota, arreglenla"] * 20
+    labels = np.array([1] * 10 + [0] * 10 + [1] * 20)
+    proba = np.array([0.9] * 10 + [0.1] * 10 + [0.2] * 20)  # the English model misses every Spanish report
+    out = classifiers.by_language(texts, labels, np.arange(40), proba)
+    assert out["en"] == {"n": 20, "positives": 10, "f1": 1.0, "to_review": 0, "reports_to_review": 0}
+    assert out["es"]["f1"] == 0.0 and out["es"]["reports_to_review"] == 20  # not lost as chatter: a person sees them
+
+
+def test_learning_curve_counts_labels_and_ends_near_full_supervision(cache):
+    from social311.models.embeddings import get_embedder
+    from social311.models.evaluation import learning
+
+    frame = _tweets(n_per_template=6)
+    embedder = get_embedder("torch")
+    vectors = embedder.encode(frame["text"].tolist())
+    labels = frame["label"].to_numpy()
+    (train, test), = classifiers.holdout(labels, test_size=0.3)
+    out = learning.curve(embedder, vectors, labels, train, test, steps=(0, 10, 20))
+    assert set(out["random"]) == set(out["uncertainty"]) == {0, 10, 20}
+    assert all(0 <= v <= 1 for mode in ("random", "uncertainty") for v in out[mode].values())
+    # 20 labels of templated texts suffice here: within 0.1 of the whole training part.
+    assert out["uncertainty"][20] >= out["fully supervised"] - 0.1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -174,9 +175,12 @@ def _dup(pid, order, text, *, hours=0.0, type_id="svc-pothole", north_m=0.0, loc
 
 
 @pytest.mark.parametrize("second, merged", [
-    # Same text, same point: one report sent twice, whatever the type or the time between.
-    (_dup("b", 1, "Deep  POTHOLE by the school", hours=24 * 400, type_id="svc-light", cos=0.0), True),
-    (_dup("b", 1, "deep pothole by the school", type_id=None, cos=0.0), True),
+    # Same text, same point, same type, inside the window: one report sent twice, whatever the cosine.
+    (_dup("b", 1, "Deep  POTHOLE by the school", hours=48, cos=0.0), True),
+    # Another type, or months later: a repeat of a text at a place is not one report sent twice.
+    (_dup("b", 1, "deep pothole by the school", hours=24 * 400, cos=0.0), False),
+    (_dup("b", 1, "deep pothole by the school", type_id="svc-light", cos=0.0), False),
+    (_dup("b", 1, "deep pothole by the school", type_id=None, cos=0.0), False),
     # Another text, another point, or a point too vague to trust: the ordinary rules decide.
     (_dup("b", 1, "deep pothole by the gym", hours=24 * 400, cos=0.0), False),
     (_dup("b", 1, "deep pothole by the school", north_m=30, hours=24 * 400, cos=0.0), False),
@@ -212,3 +216,92 @@ def test_a_derived_id_held_by_another_incident_is_not_reused():
     split = merge_posts([a, b], existing={"a": incident_id("b")}, **SETTINGS)
     ids = [inc.incident_id for inc in split]
     assert len(set(ids)) == 2 and incident_id("b") in ids
+
+
+def test_a_repost_stays_merged_whatever_the_gap_type_or_caps():
+    a = _dup("a", 0, "deep pothole by the school")
+    r = replace(post("r", 1, hours=24 * 400, type_id="svc-light", north_m=9000, cos=0.0, repost_of="a"), text="rt")
+    (inc,) = merge_posts([a, r], **SETTINGS, max_posts=1, max_span_hours=1)
+    assert inc.merge_reasons == {"a": "anchor", "r": "repost"}
+
+
+STREETLIGHT = "Street Light Outage"
+
+
+def _template(pid, order, days, *, north_m=0.0, text=STREETLIGHT, cos=1.0, type_id="svc-light"):
+    return replace(post(pid, order, hours=24 * days, north_m=north_m, type_id=type_id, cos=cos), text=text)
+
+
+@pytest.mark.parametrize("case, days, expected", [
+    # The same templated text at one busy point every 2 days for 6 months: each pair is inside
+    # the 72 h window, so without a cap the chain is one incident of 90 reports.
+    ("no caps: one chain swallows the place", dict(), [90]),
+    ("span cap 7 days", dict(max_span_hours=24 * 7), [4] * 22 + [2]),
+    ("size cap 10", dict(max_posts=10), [10] * 9),
+    ("both caps", dict(max_posts=3, max_span_hours=24 * 7), [3] * 30),
+])
+def test_templated_texts_at_one_busy_point_over_months(case, days, expected):
+    posts = [_template(f"p{k:03d}", k, 2 * k) for k in range(90)]
+    incidents = merge_posts(posts, **SETTINGS, **days)
+    assert sorted((len(i.post_ids) for i in incidents), reverse=True) == expected, case
+    cap = days.get("max_posts")
+    if cap:
+        from social311.models.incidents import oversized
+
+        assert oversized(incidents, cap) == []
+        assert oversized(incidents, cap - 1) != []  # the check fails on a cap the merge did not keep
+
+
+@pytest.mark.parametrize("first_text, second_text, cos, type_names, min_points, merged", [
+    # Two residents' texts: the cosine decides.
+    ("pothole ate my tyre on 5th", "the lamp by the bakery is dark", 0.1, None, None, False),
+    ("pothole ate my tyre on 5th", "deep hole in the road on 5th", 0.9, None, None, True),
+    # A text equal to its type's name says nothing: type, place and time decide.
+    ("Street Light Outage", "the lamp by the bakery is dark", 0.1, {"svc-light": "street light outage"}, None, True),
+    ("Street Light Outage", "the lamp by the bakery is dark", 0.1, None, None, False),  # not known as a template
+    # A text seen at 3 or more points of the batch is a form's template (two more points below).
+    ("This request was submitted without a description.", "lamp dark", 0.1, None, 3, True),
+    ("This request was submitted without a description.", "lamp dark", 0.1, None, 4, False),
+])
+def test_text_similarity_is_ignored_for_templates_only(first_text, second_text, cos, type_names, min_points, merged):
+    posts = [_template("a", 0, 0, text=first_text), _template("b", 1, 1, text=second_text, cos=cos, north_m=50),
+             _template("x", 2, 0, text=first_text, north_m=3000), _template("y", 3, 0, text=first_text, north_m=6000)]
+    incidents = merge_posts(posts, **SETTINGS, type_names=type_names, template_min_points=min_points)
+    together = any({"a", "b"} <= set(i.post_ids) for i in incidents)
+    assert together is merged
+
+
+def test_an_unlocated_template_never_merges_on_text():
+    a = replace(_template("a", 0, 0), lat=None, lon=None, location_confidence=0.0)
+    b = replace(_template("b", 1, 1), lat=None, lon=None, location_confidence=0.0)
+    names = {"svc-light": STREETLIGHT}
+    assert len(merge_posts([a, b], **SETTINGS, type_names=names)) == 2
+    assert len(merge_posts([a, b], **SETTINGS)) == 1  # resident text (not a known template): cosine 1.0 merges
+
+
+@pytest.mark.parametrize("type_id, north_m, hours, merged", [
+    ("svc-light", 40, 1, False),     # a streetlight is one pole: 30 m
+    ("svc-light", 20, 1, True),
+    ("svc-flood", 900, 1, True),     # a flood is a neighbourhood: 1 km
+    ("svc-flood", 900, 100, False),  # ... over 48 h
+    ("svc-pothole", 240, 71, True),  # other types: the defaults (250 m, 72 h)
+    ("svc-pothole", 260, 1, False),
+])
+def test_per_type_radius_and_window(type_id, north_m, hours, merged):
+    from social311.models.incidents import MergeRule
+
+    rules = {"svc-light": MergeRule(radius_m=30, window_hours=72), "svc-flood": MergeRule(radius_m=1000, window_hours=48)}
+    posts = [post("a", 0, type_id=type_id), post("b", 1, type_id=type_id, north_m=north_m, hours=hours)]
+    assert (len(merge_posts(posts, **SETTINGS, rules=rules)) == 1) is merged
+
+
+def test_options_from_thresholds_key_per_type_rules_by_service_code():
+    from social311.config import Thresholds
+    from social311.models.incidents import MergeRule, options_from
+
+    t = Thresholds(merge_by_type={"SL-1": {"radius_m": 30, "window_hours": 24}, "GONE": {"radius_m": 5, "window_hours": 1}})
+    options = options_from(t, {"SL-1": "svc-light"}, {"svc-light": "Street light out"})
+    assert options["rules"] == {"svc-light": MergeRule(30, 24)}  # a code not in the catalog is ignored
+    assert options["max_posts"] == 50 and options["type_names"] == {"svc-light": "Street light out"}
+    posts = [post("a", 0, type_id="svc-light"), post("b", 1, type_id="svc-light", north_m=40)]
+    assert len(merge_posts(posts, **SETTINGS, **options)) == 2

@@ -72,9 +72,13 @@ class Scores:
 
 
 def score(y_true: np.ndarray, y_pred: np.ndarray) -> Scores:
-    """Scores of predictions against the truth (binary when the labels are 0/1)."""
-    macro = f1_score(y_true, y_pred, average="macro", zero_division=0)
-    if len(np.unique(y_true)) <= 2 and set(np.unique(y_true)) <= {0, 1}:
+    """Scores of predictions against the truth (binary when the labels are 0/1).
+
+    Macro-F1 averages over the classes of the truth only: a class the model predicts but the
+    test set never holds (one seen only in training) must not pull the mean down.
+    """
+    macro = f1_score(y_true, y_pred, labels=np.unique(y_true), average="macro", zero_division=0)
+    if set(np.unique(y_true)) | set(np.unique(y_pred)) <= {0, 1}:
         return Scores(f1_score(y_true, y_pred, zero_division=0), precision_score(y_true, y_pred, zero_division=0),
                       recall_score(y_true, y_pred, zero_division=0), accuracy_score(y_true, y_pred), macro)
     return Scores(macro, None, None, accuracy_score(y_true, y_pred), macro)
@@ -103,10 +107,9 @@ def splits_for(protocol: str, labels: np.ndarray, groups: np.ndarray | None = No
     """``(splits, description)`` of a protocol (seed 0 everywhere)."""
     if protocol == "holdout":
         return holdout(labels), "80/20 stratified seed 0"
-    if protocol == "kfold10":
-        return kfold(labels, 10), "10-fold stratified seed 0"
-    if protocol == "kfold5":
-        return kfold(labels, 5), "5-fold stratified seed 0"
+    if protocol in ("kfold10", "kfold5"):
+        splits = kfold(labels, int(protocol[5:]))
+        return splits, f"{len(splits)}-fold stratified seed 0"  # the folds used, fewer when a class is small
     if protocol == "by_group":
         return by_group(groups), "leave one event out"
     raise ValueError(f"unknown protocol {protocol!r}")
@@ -129,6 +132,53 @@ def zero_shot(embedder, embeddings: np.ndarray, labels: np.ndarray, splits, thre
     model = RelevanceModel.from_seeds(embedder)
     test = np.concatenate([t for _, t in splits])
     return score(labels[test], (model.predict_proba(embeddings[test]) >= threshold).astype(int))
+
+
+def pipeline_relevance(embedder, embeddings: np.ndarray, labels: np.ndarray, splits, threshold: float = 0.5) -> Scores:
+    """The pipeline's relevance model as a city gets it after reviewing: the seeds plus each
+    training part as review labels (``RelevanceModel.from_seeds(labelled=...)``), at the
+    pipeline's default threshold, on the same test rows as every other row."""
+    test, proba = pipeline_probabilities(embedder, embeddings, labels, splits)
+    return score(labels[test], (proba >= threshold).astype(int))
+
+
+def pipeline_probabilities(embedder, embeddings: np.ndarray, labels: np.ndarray, splits) -> tuple[np.ndarray, np.ndarray]:
+    """``(test row indices, P(report))`` of ``pipeline_relevance``'s model, pooled over the splits."""
+    from social311.models.relevance import RelevanceModel
+
+    rows, proba = [], []
+    for train, test in splits:
+        model = RelevanceModel.from_seeds(embedder, labelled=(embeddings[train], labels[train]))
+        proba.append(model.predict_proba(embeddings[test]))
+        rows.append(test)
+    return np.concatenate(rows), np.concatenate(proba)
+
+
+def by_language(texts: list[str], labels: np.ndarray, test: np.ndarray, proba: np.ndarray, threshold: float = 0.5,
+                min_rows: int = 20) -> dict[str, dict]:
+    """The pipeline row per detected language of the test rows, and how many posts it routes to review.
+
+    ``to_review``: posts below the threshold in a language the encoder cannot read
+    (``models/language.route``); ``reports_to_review``: how many of those were labelled reports
+    (they reach a person instead of being lost as chatter). Languages with fewer than
+    ``min_rows`` test rows are pooled as ``other``.
+    """
+    from social311.models.language import REVIEW, detect, route
+
+    languages = detect([texts[i] for i in test])
+    codes = np.array([lang.code for lang in languages], dtype=object)
+    counts = {c: int((codes == c).sum()) for c in set(codes.tolist())}
+    codes = np.array([c if counts[c] >= min_rows else "other" for c in codes], dtype=object)
+    routes = np.array([route(float(p), lang, threshold) for p, lang in zip(proba, languages)], dtype=object)
+    y, pred = labels[test], (proba >= threshold).astype(int)
+    out = {}
+    for code in sorted(set(codes.tolist()), key=lambda c: -int((codes == c).sum())):
+        mask = codes == code
+        out[code] = {"n": int(mask.sum()), "positives": int(y[mask].sum()),
+                     "f1": round(float(f1_score(y[mask], pred[mask], zero_division=0)), 4),
+                     "to_review": int((routes[mask] == REVIEW).sum()),
+                     "reports_to_review": int(((routes[mask] == REVIEW) & (y[mask] == 1)).sum())}
+    return out
 
 
 FINE_TUNED_MODELS = ("fine-tuned", "fine-tuned + TF-IDF")
