@@ -35,10 +35,12 @@ def test_the_alert_sensor_delivers_what_the_run_queued_once(city, receiver, tmp_
     surge = Alert("surge:FLOODING:2024-05-11", "surge", "Springfield: surge of Street Flooding reports city-wide",
                   "6 reports on 2024-05-11 against a baseline of 1.2 a day.", service_code="FLOODING")
     queue(ledger_path(cfg.duckdb_path), [surge], channels(cfg))
-    context = dg.build_sensor_context(resources={"city": city})
-    first = alert_sensor(context)
+    # The city resource is a context manager (it holds the run lock during runs): open it as the daemon does.
+    with dg.build_sensor_context(resources={"city": city}) as context:
+        first = alert_sensor(context)
     assert "alerts delivered: 2" in first.skip_message
-    second = alert_sensor(dg.build_sensor_context(resources={"city": city}))
+    with dg.build_sensor_context(resources={"city": city}) as context:
+        second = alert_sensor(context)
     assert "alerts delivered: 0" in second.skip_message
     assert receiver.bodies == [{"text": f"{surge.title}\n{surge.text}"}]
     assert len((tmp_path / "out" / "alerts.jsonl").read_text().splitlines()) == 1
@@ -56,11 +58,12 @@ def test_a_failed_run_is_alerted_through_the_same_delivery(city, receiver, tmp_p
     instance = dg.DagsterInstance.ephemeral()
     result = pipeline.execute_in_process(instance=instance, raise_on_error=False)
     assert not result.success
-    context = dg.build_run_status_sensor_context(
-        sensor_name="run_failure_alert_sensor", dagster_instance=instance, dagster_run=result.dagster_run,
-        dagster_event=result.get_run_failure_event(), resources={"city": city}).for_run_failure()
-    run_failure_alert_sensor(context)
-    run_failure_alert_sensor(context)  # the daemon may evaluate one failure twice: still one alert
+    with dg.build_run_status_sensor_context(
+            sensor_name="run_failure_alert_sensor", dagster_instance=instance, dagster_run=result.dagster_run,
+            dagster_event=result.get_run_failure_event(), resources={"city": city}) as status_context:
+        context = status_context.for_run_failure()
+        run_failure_alert_sensor(context)
+        run_failure_alert_sensor(context)  # the daemon may evaluate one failure twice: still one alert
     assert len(receiver.bodies) == 1
     assert receiver.bodies[0]["text"].startswith("Springfield: run of pipeline failed")
     line = json.loads((tmp_path / "out" / "alerts.jsonl").read_text())
