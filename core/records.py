@@ -51,6 +51,14 @@ def normalise_text(text: str) -> str:
     return _INVISIBLE.sub("", _CONTROL.sub("", text)).strip()
 
 
+def finite_numbers(value: object) -> object:
+    """``value`` unchanged when it is a list/tuple of finite numbers (each checked by ``finite_number``)."""
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            finite_number(item)
+    return value
+
+
 def finite_number(value: object) -> object:
     """``value`` unchanged unless it is a boolean or a non-finite float (then ValueError)."""
     # JSON `true` is not 1.0, and NaN/Infinity pass every range check by failing none of them.
@@ -100,10 +108,7 @@ class Post(Record):
     @field_validator("place_bbox", mode="before")
     @classmethod
     def _bbox_numbers(cls, value: object) -> object:
-        if isinstance(value, (list, tuple)):
-            for item in value:
-                finite_number(item)
-        return value
+        return finite_numbers(value)
 
     @field_validator("text", mode="before")
     @classmethod

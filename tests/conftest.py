@@ -26,6 +26,15 @@ def shared_data() -> Path:
     return path
 
 
+@pytest.fixture
+def social(shared_data):
+    """The recorded real API exchanges of the social platforms (``../shared/data/social``)."""
+    path = shared_data / "social"
+    if not path.is_dir():
+        pytest.skip(f"recorded social exchanges not found at {path}")
+    return path
+
+
 @pytest.fixture(scope="session")
 def postgis_url():
     """A throwaway PostGIS cluster on 127.0.0.1 for the whole session (skips without the binaries)."""

@@ -61,14 +61,6 @@ def _run(db, plugin: str, url: str, *, kill_after_replies: int | None = None, fa
     assert proc.returncode == 0, err[-2000:]
 
 
-@pytest.fixture
-def social(shared_data):
-    path = shared_data / "social"
-    if not path.is_dir():
-        pytest.skip(f"recorded social exchanges not found at {path}")
-    return path
-
-
 def test_200_mastodon_replies_with_faults_and_sigkill_each_once(tmp_path, social):
     from social311.integrations.testing.social_fakes import MastodonFake
 

@@ -14,14 +14,6 @@ from social311.orchestration.resources import CityResource
 from social311.warehouse import connect
 
 
-@pytest.fixture
-def social(shared_data):
-    path = shared_data / "social"
-    if not path.is_dir():
-        pytest.skip(f"recorded social exchanges not found at {path}")
-    return path
-
-
 def _city(tmp_path, url: str) -> str:
     cfg = {
         "city": "Test City", "duckdb_path": str(tmp_path / "w.duckdb"),

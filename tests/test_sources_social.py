@@ -92,14 +92,6 @@ class TestFacebookContract(PollingSourceContract):
         return FacebookSource(config, instance_name=name, credentials=creds, sleep=_no_sleep)
 
 
-@pytest.fixture
-def social(shared_data):
-    path = shared_data / "social"
-    if not path.is_dir():
-        pytest.skip(f"recorded social exchanges not found at {path}")
-    return path
-
-
 def test_mastodon_reads_the_recorded_pages_through_their_link_headers(social):
     """The recorded page 1 and page 2 (Link rel=next max_id), then the recorded empty poll."""
     page1 = load_exchange(social, "mastodon", "hashtag_timeline_page1")

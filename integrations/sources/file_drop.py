@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from social311.integrations.base import PluginConfig
 from social311.integrations.sources.base import FetchResult, SourcePlugin
 from social311.privacy import mask_personal_data, pseudonymise
-from social311.records import Post, Reject, finite_number, normalise_text
+from social311.records import Post, Reject, finite_number, finite_numbers, normalise_text
 
 _EXCERPT_CHARS = 200
 _HEAD_BYTES = 4096  # a replaced file is told apart from a grown one by its first bytes
@@ -73,10 +73,7 @@ class _Place(BaseModel):
     @field_validator("bbox", mode="before")
     @classmethod
     def _numbers(cls, value: object) -> object:
-        if isinstance(value, (list, tuple)):
-            for item in value:
-                finite_number(item)
-        return value
+        return finite_numbers(value)
 
 
 class RawPost(BaseModel):
