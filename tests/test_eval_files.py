@@ -73,7 +73,7 @@ def test_cli_one_class_is_a_one_line_error_and_exit_2(tmp_path, capsys):
     code = main(["eval", "--task", "service_type", "--data", str(one), "--text-column", "text",
                  "--label-column", "kind", "--out", str(tmp_path / "e.json")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and err[0].startswith("eval: one.csv: one class only")
+    assert code == 2 and len(err) == 1 and err[0].startswith("social311: error: eval: one.csv: one class only")
     assert not (tmp_path / "e.json").exists()
 
 
