@@ -451,6 +451,10 @@ def missing_secrets(cfg: CityConfig, environ: Mapping[str, str] | None = None) -
         for key, value in settings.items():
             if key.endswith("_env") and isinstance(value, str) and value and not environ.get(value):
                 missing.append(f"{kind} {ref.instance_name}: {key} names {value}, which is not set")
+    # The api_key's variable lives on TicketingRef itself (one default, SOCIAL311_OPEN311_API_KEY).
+    key_env = getattr(cfg.ticketing, "api_key_env", None)
+    if cfg.filing_enabled and key_env and not environ.get(key_env):
+        missing.append(f"ticketing {cfg.ticketing.instance_name}: api_key_env names {key_env}, which is not set")
     return missing
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from social311.config import Thresholds
+from social311.config import ScreeningSettings, Thresholds
 from social311.models.incidents import incident_id
 from social311.orchestration.incidents import update_incidents
 from social311.warehouse import connect
@@ -27,6 +27,8 @@ class Cfg:
     """The one part of CityConfig that ``update_incidents`` reads."""
 
     thresholds = Thresholds(file_min_confidence=0.1)
+    bbox = None  # the screening before the blocking check reads the bbox and its settings
+    screening = ScreeningSettings()
 
 
 def unit(seed: int, near: np.ndarray | None = None, cos: float = 0.9) -> np.ndarray:
@@ -117,12 +119,16 @@ def test_a_run_with_nothing_new_writes_nothing(con):
 
 
 def test_new_reports_join_their_neighbourhood_and_leave_other_incidents_untouched(con):
-    old = [row("q", 0), row("far", 1, north_m=5000, type_id="svc-pothole", code="POT", vector=unit(4))]
+    # Residents' own words at each place: one text at 3+ points would be a form's template, which
+    # merges only within merge_template_radius_m (models/incidents.py), not at 80 m.
+    old = [row("q", 0), row("far", 1, north_m=5000, type_id="svc-pothole", code="POT", vector=unit(4),
+                            text="Huge pothole on Wells")]
     write(con, old)
     update_incidents(con, Cfg)
     stamps = dict(con.execute("select incident_id, updated_at from ops.incidents").fetchall())
-    new = [row("n1", 2, north_m=80, hours=5, vector=unit(5, BASE, 0.9)),  # same place, words, type: joins q
-           row("n2", 3, north_m=9000, hours=5, vector=unit(6))]  # elsewhere: a new incident
+    new = [row("n1", 2, north_m=80, hours=5, vector=unit(5, BASE, 0.9),  # same place, words, type: joins q
+               text="The streetlight at Clark and Kinzie is still dark"),
+           row("n2", 3, north_m=9000, hours=5, vector=unit(6), text="Lamp post dark on Halsted")]  # elsewhere: new
     write(con, old + new)
     figures = update_incidents(con, Cfg)
     assert incidents(con) == {incident_id("q"): ["n1", "q"], incident_id("far"): ["far"], incident_id("n2"): ["n2"]}
@@ -138,11 +144,12 @@ def test_new_reports_join_their_neighbourhood_and_leave_other_incidents_untouche
 
 
 def test_a_new_post_bridging_two_earlier_incidents_joins_one_and_merges_nothing(con):
-    old = [row("a", 0), row("c", 1, north_m=400, vector=unit(7, BASE, 0.9))]
+    # Residents' own words (one text at 3 points would be a template: see the test above).
+    old = [row("a", 0), row("c", 1, north_m=400, vector=unit(7, BASE, 0.9), text="Clark St lights dark again")]
     write(con, old)
     update_incidents(con, Cfg)
     assert len(incidents(con)) == 2
-    write(con, old + [row("b", 2, north_m=200, vector=unit(8, BASE, 0.95))])
+    write(con, old + [row("b", 2, north_m=200, vector=unit(8, BASE, 0.95), text="No street lights on Clark tonight")])
     update_incidents(con, Cfg)
     groups = incidents(con)
     assert set(groups) == {incident_id("a"), incident_id("c")}
