@@ -251,6 +251,9 @@ TABLES: dict[str, str] = {
         post_id VARCHAR PRIMARY KEY, source VARCHAR NOT NULL, incident_id VARCHAR NOT NULL,
         service_request_id VARCHAR NOT NULL, reply_text VARCHAR NOT NULL, state VARCHAR NOT NULL,
         reply_id VARCHAR, last_error VARCHAR, drafted_at TIMESTAMPTZ NOT NULL, sent_at TIMESTAMPTZ""",
+    # Every reply request sent to a platform, for the per-minute cap (a sliding window that
+    # survives restarts); rows older than a day are pruned by orchestration/replies.py.
+    "ops.reply_attempts": "source VARCHAR NOT NULL, post_id VARCHAR NOT NULL, attempted_at TIMESTAMPTZ NOT NULL",
 }
 
 

@@ -7,12 +7,13 @@ the first run after replies are turned on. Reposts get none: their author did no
 """
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import duckdb
 
 from social311.integrations.sources.base import SourcePlugin
+from social311.integrations.sources.polling import ReplyOutcomeUnknown
 from social311.orchestration.quality import sql_check
 from social311.orchestration.resources import CityResource
 from social311.records import Post
@@ -43,17 +44,30 @@ def send_replies(con: duckdb.DuckDBPyConnection, senders: dict[str, SourcePlugin
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> dict[str, int]:
     """Draft the owed replies and post those whose source is in ``senders``; returns counts.
 
+    Exactly once: the row is ``sending`` (durable) before the platform sees anything. A row left
+    ``sending`` (the run died) or ``in_doubt`` (the answer was lost) is, on a platform with an
+    idempotency key, simply sent again (the platform returns the first reply); elsewhere the
+    plugin first *reads back* the city account's replies under the post (:meth:`find_reply`,
+    the reply text carries the request id): found -> ``sent`` with that id; provably absent ->
+    posted; unreadable -> stays ``in_doubt`` (never re-posted blind).
+
+    Caps: ``max_replies_per_run`` and ``max_replies_per_minute`` (a sliding 60 s window counted
+    in ``ops.reply_attempts``, so a restart respects it); what a cap holds back waits for the
+    next run (``deferred``).
+
     Args:
         con: the warehouse.
         senders: source instance name -> plugin, only for sources with replies enabled.
-        clock: the time recorded on drafts and sends.
+        clock: the time recorded on drafts and sends (and the window's "now").
     """
     counts = {"drafted": 0, "sent": 0, "failed": 0}
     posted: dict[str, int] = {}
+    con.execute("delete from ops.reply_attempts where attempted_at < ?", [clock() - timedelta(days=1)])
     for post_id, source, native_id, created_at, incident_id, request_id, previous in con.execute(_OWED).fetchall():
         sender = senders.get(source)
         text = sender_reply_text(sender, request_id)
-        state, reply_id, error, sent_at = "drafted", None, None, None
+        # Without a sender nothing is learnt: a reply in doubt or failed keeps that state.
+        state, reply_id, error, sent_at = previous or "drafted", None, None, None
 
         def record(state: str) -> None:
             insert_many(con, """
@@ -63,25 +77,57 @@ def send_replies(con: duckdb.DuckDBPyConnection, senders: dict[str, SourcePlugin
                     last_error = excluded.last_error, sent_at = excluded.sent_at""",
                 [(post_id, source, incident_id, request_id, text, state, reply_id, error, clock(), sent_at)])
 
-        cap = getattr(getattr(sender, "config", None), "max_replies_per_run", None)
-        if sender is not None and previous in ("sending", "in_doubt") and not getattr(sender, "reply_dedup_on_platform", False):
-            # A run died between posting and recording: the reply may be out. The platform cannot
-            # refuse a second one, so none is sent; an operator checks (never twice).
-            state, error = "in_doubt", "a run stopped while this reply was being posted; check the platform"
-        elif sender is not None and (cap is None or posted.get(source, 0) < cap):
+        if sender is not None:
             # Only what the plugin needs to address the reply: the post's ids, never its text.
             post = Post(post_id=post_id, source=source, native_id=native_id, text="-", created_at=created_at)
-            record("sending")  # the intent is durable before the platform sees anything
-            posted[source] = posted.get(source, 0) + 1
-            try:
-                reply_id, state, sent_at = sender.reply(post, text), "sent", clock()
-            except Exception as exc:  # noqa: BLE001 - a failed reply is recorded and retried next run
-                state, error = "failed", f"{type(exc).__name__}: {exc}"[:1000]
-                if not getattr(sender, "reply_dedup_on_platform", False) and _maybe_delivered(exc):
-                    state = "in_doubt"  # the request may have reached the platform: never resend blind
+            state, reply_id, error, sent_at = _reply_once(con, sender, post, text, request_id, previous,
+                                                          posted, counts, record, clock)
         counts[state] = counts.get(state, 0) + 1
         record(state)
     return counts
+
+
+def _reply_once(con: duckdb.DuckDBPyConnection, sender: SourcePlugin, post: Post, text: str, request_id: str,
+                previous: str | None, posted: dict[str, int], counts: dict[str, int],
+                record: Callable[[str], None], clock: Callable[[], datetime]) -> tuple[str, str | None, str | None, datetime | None]:
+    """Post one reply at most once; returns (state, reply_id, error, sent_at)."""
+    dedup = getattr(sender, "reply_dedup_on_platform", False)
+    known = "failed" if previous == "failed" else "drafted"
+    if previous in ("sending", "in_doubt") and not dedup:
+        # A run died between posting and recording, or the answer was lost: the reply may be out.
+        if not getattr(sender, "reply_read_back", False):
+            return "in_doubt", None, "a run stopped while this reply was being posted; check the platform", None
+        try:
+            found = sender.find_reply(post, request_id)
+        except Exception as exc:  # noqa: BLE001 - cannot see: stays in doubt, never posted blind
+            return "in_doubt", None, f"read-back failed, retried next run: {type(exc).__name__}: {exc}"[:1000], None
+        if found:
+            counts["read_back"] = counts.get("read_back", 0) + 1
+            return "sent", str(found), None, clock()
+        known = "drafted"  # read back: not on the platform, so it may be posted
+    source = post.source
+    config = getattr(sender, "config", None)
+    per_run = getattr(config, "max_replies_per_run", None)
+    per_minute = getattr(config, "max_replies_per_minute", None)
+    if per_run is not None and posted.get(source, 0) >= per_run:
+        counts["deferred"] = counts.get("deferred", 0) + 1
+        return known, None, "deferred by max_replies_per_run", None
+    if per_minute is not None:
+        recent = con.execute("select count(*) from ops.reply_attempts where source = ? and attempted_at > ?",
+                             [source, clock() - timedelta(seconds=60)]).fetchone()[0]
+        if recent >= per_minute:
+            counts["deferred"] = counts.get("deferred", 0) + 1
+            return known, None, f"deferred by max_replies_per_minute ({per_minute})", None
+    record("sending")  # the intent is durable before the platform sees anything
+    con.execute("insert into ops.reply_attempts values (?, ?, ?)", [source, post.post_id, clock()])
+    posted[source] = posted.get(source, 0) + 1
+    try:
+        return "sent", sender.reply(post, text), None, clock()
+    except Exception as exc:  # noqa: BLE001 - a failed reply is recorded and retried next run
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+        if not dedup and (isinstance(exc, ReplyOutcomeUnknown) or _maybe_delivered(exc)):
+            return "in_doubt", None, error, None  # the platform may have acted: read back before any resend
+        return "failed", None, error, None
 
 
 def sender_reply_text(sender: SourcePlugin | None, request_id: str) -> str:

@@ -14,8 +14,11 @@ sessions a day per account, so the plugin keeps one session per instance).
 
 Deletions: :meth:`BlueskySource.recheck` asks ``app.bsky.feed.getPosts`` (25 URIs a call): a URI
 missing from the answer is deleted. Replies are records with ``reply.root``/``reply.parent``
-strong refs, written with an ``rkey`` derived from the resident's post, so a retried reply
-collides with the first (``InvalidRequest``: record exists) instead of posting twice.
+strong refs, written with an ``rkey`` derived from the resident's post (:func:`reply_rkey`).
+Exactly once: the reply ledger reads a reply in doubt back with ``com.atproto.repo.getRecord``
+on that key (:meth:`BlueskySource.find_reply`: found -> sent, ``RecordNotFound`` -> post); and a
+second ``createRecord`` under the same key is refused by the PDS, so even a blind retry cannot
+post twice.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from atproto.exceptions import (
 from pydantic import Field
 
 from social311.integrations.sources.polling import (
-    Page, PollingConfig, PollingSource, RateLimited, Recheck, SourceError, parse_time, wait_from_headers,
+    Page, PollingConfig, PollingSource, RateLimited, Recheck, ReplyOutcomeUnknown, SourceError, parse_time,
+    wait_from_headers,
 )
 from social311.records import Post, Reject
 
@@ -65,7 +69,7 @@ class BlueskySource(PollingSource):
     config_model = BlueskyConfig
     config: BlueskyConfig
     supports_reply = True
-    reply_dedup_on_platform = True
+    reply_read_back = True
 
     def __init__(self, config: BlueskyConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -188,8 +192,32 @@ class BlueskySource(PollingSource):
         except SourceError as exc:
             if "already exists" in str(exc).lower():
                 return f"at://{did}/app.bsky.feed.post/{rkey}"
+            if isinstance(exc.__cause__, (NetworkError, RequestException, httpx.HTTPError)):
+                raise ReplyOutcomeUnknown(str(exc)) from exc  # sent, answer lost: read back before any retry
             raise
         return created.uri
+
+    def find_reply(self, post: Post, marker: str) -> str | None:
+        """The reply record under its deterministic key (``getRecord``), when it holds ``marker``."""
+        rkey = reply_rkey(post.post_id)
+
+        def get() -> Any:
+            try:
+                return self.client.com.atproto.repo.get_record(models.ComAtprotoRepoGetRecord.Params(
+                    repo=self.client.me.did, collection="app.bsky.feed.post", rkey=rkey))
+            except BadRequestError as exc:
+                content = exc.response.content if exc.response is not None else None
+                if getattr(content, "error", None) == "RecordNotFound":
+                    return None
+                raise
+
+        found = self._call(get)
+        if found is None:
+            return None
+        text = getattr(found.value, "text", None) or (found.value.get("text") if isinstance(found.value, dict) else "")
+        if marker not in (text or ""):
+            raise SourceError(f"Bluesky: record {found.uri} does not hold the request id; check it by hand")
+        return found.uri
 
 
 __all__ = ["BlueskyConfig", "BlueskySource", "reply_rkey", "AtProtocolError"]

@@ -18,6 +18,12 @@ No place data: a comment has no location.
 
 Deletions: :meth:`FacebookSource.recheck` asks for each comment; error 100 / subcode 33 (the
 object does not exist) means the resident or the Page removed it.
+
+Replies, exactly once: the Graph API has no idempotency key. A reply whose answer was lost
+(connection dropped, timeout, 5xx) raises :class:`ReplyOutcomeUnknown`; before anything is sent
+again the reply ledger reads back the comments under the resident's comment (``GET
+/{comment-id}/comments``, newest first) for one written by the Page that holds the request id
+(:meth:`FacebookSource.find_reply`).
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ from pydantic import Field
 
 from social311.integrations.sources.base import FetchResult
 from social311.integrations.sources.polling import (
-    Page, PollingConfig, PollingSource, RateLimited, Recheck, SourceError, parse_time, wait_from_headers,
+    Page, PollingConfig, PollingSource, RateLimited, Recheck, ReplyOutcomeUnknown, SourceError, parse_time,
+    wait_from_headers,
 )
 from social311.records import Post, Reject
 
@@ -57,6 +64,7 @@ class FacebookSource(PollingSource):
     config_model = FacebookConfig
     config: FacebookConfig
     supports_reply = True
+    reply_read_back = True
 
     def __init__(self, config: FacebookConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -73,11 +81,16 @@ class FacebookSource(PollingSource):
 
     def _request(self, method: str, path: str, params: dict | None = None, data: dict | None = None) -> dict:
         url = f"{self.config.base_url.rstrip('/')}/{self.config.api_version}/{path.lstrip('/')}"
+        write = method.upper() != "GET"
         try:
             resp = self.session.request(method, url, params={**(params or {}), **self._auth()}, data=data,
                                         timeout=self.config.timeout_s)
-        except requests.RequestException as exc:
+        except requests.ConnectTimeout as exc:  # never connected: nothing was sent
             raise SourceError(f"Facebook: {type(exc).__name__}") from exc
+        except requests.RequestException as exc:
+            raise (ReplyOutcomeUnknown if write else SourceError)(f"Facebook: {type(exc).__name__}") from exc
+        if write and resp.status_code >= 500:
+            raise ReplyOutcomeUnknown(f"Facebook {method}: HTTP {resp.status_code}")
         try:
             body = resp.json()
         except ValueError:
@@ -175,6 +188,23 @@ class FacebookSource(PollingSource):
         """A comment under the resident's comment, written as the Page."""
         body = self._request("POST", f"{post.native_id}/comments", data={"message": text})
         return str(body.get("id"))
+
+    def find_reply(self, post: Post, marker: str) -> str | None:
+        """The Page's comment under ``post`` holding ``marker`` (``GET /{comment-id}/comments``)."""
+        params: dict[str, Any] = {"fields": "id,message,from", "filter": "stream", "order": "reverse_chronological",
+                                  "limit": 100}
+        for _ in range(self.config.reply_lookback):
+            body = self._request("GET", f"{post.native_id}/comments", params)
+            for comment in body.get("data") or []:
+                if (comment.get("from") or {}).get("id") == self.config.page_id and marker in (comment.get("message") or ""):
+                    return str(comment["id"])
+            paging = body.get("paging") or {}
+            after = (paging.get("cursors") or {}).get("after") if paging.get("next") else None
+            if not after:
+                return None
+            params["after"] = after
+        raise SourceError(f"Facebook: no reply found in {self.config.reply_lookback} pages of comments under "
+                          f"{post.native_id}; the rest is not checked")
 
 
 class GraphError(SourceError):

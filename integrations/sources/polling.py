@@ -78,6 +78,11 @@ class PollingConfig(PluginConfig):
                                  "and edits (each costs API calls: Mastodon one per post, 300 per 5 min)")
     max_replies_per_run: int | None = Field(None, ge=0, description="replies posted per run at most "
                                             "(the rest wait for the next run)")
+    max_replies_per_minute: int | None = Field(None, ge=1, description="replies posted in any 60 s at most, "
+                                               "counted in the reply ledger across runs and restarts "
+                                               "(the rest wait for the next run)")
+    reply_lookback: int = Field(5, ge=1, le=50, description="pages of the city account's own recent "
+                                "replies read back to find a reply whose outcome is unknown")
     reply_template: str | None = Field(None, description="the reply, with {request_id}; default "
                                        "\"We're on it! Your report number is {request_id}.\"")
     city_handles: list[str] = Field(default_factory=list, description="the city's own handles: posts "
@@ -96,6 +101,11 @@ class RateLimited(Exception):
 
 class SourceError(Exception):
     """A page could not be read (network, 5xx, expired credentials); the run stops at that page."""
+
+
+class ReplyOutcomeUnknown(SourceError):
+    """A reply request may have reached the platform (connection lost after sending, timeout,
+    5xx): whether the reply exists is unknown until it is read back (:meth:`PollingSource.find_reply`)."""
 
 
 @dataclass
@@ -238,6 +248,18 @@ class PollingSource(SourcePlugin):
     def recheck(self, native_ids: list[str], *, pseudonym_key: str) -> Recheck:
         """Which of these posts are deleted, and the others as they read now. Default: unsupported."""
         raise NotImplementedError(f"{type(self).__name__} cannot re-check posts")
+
+    #: True when :meth:`find_reply` reads back the city account's replies on this platform.
+    reply_read_back: bool = False
+
+    def find_reply(self, post: Post, marker: str) -> str | None:
+        """The id of a reply the city's account already posted under ``post`` whose text holds
+        ``marker`` (the request id), or None when the platform shows there is none.
+
+        Raises :class:`SourceError` when the platform cannot be read (the reply ledger then
+        keeps the reply ``in_doubt`` rather than post it blind). Default: unsupported.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot read its replies back")
 
     # --- the shared machinery -------------------------------------------------------------
 

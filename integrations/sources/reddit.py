@@ -17,6 +17,14 @@ page with ``Retry-After``) reaches the shared base, which waits as it says.
 Deletions: :meth:`RedditSource.recheck` looks the fullnames up in ``/api/info`` (100 a call): an
 author or body of ``[deleted]``/``[removed]`` means the resident (or a moderator) took it down.
 Edits show as a new ``selftext``/``body`` and ``edited`` timestamp.
+
+Replies, exactly once: Reddit has no idempotency key, so a reply whose answer was lost is
+found again by reading back the city account's own newest comments (``/user/<me>/comments``,
+``reply_lookback`` pages of 100) for one under the same parent holding the request id
+(:meth:`RedditSource.find_reply`). prawcore retries a POST itself after a dropped connection
+or a 5xx (twice), which could post a reply twice inside one call; the plugin hands PRAW a
+``requests`` session (PRAW's public ``requestor_kwargs``) that turns those failures of a
+non-GET request into :class:`ReplyOutcomeUnknown`, which prawcore does not retry.
 """
 
 from __future__ import annotations
@@ -26,10 +34,11 @@ from typing import Any
 
 import praw
 import prawcore
+import requests
 from pydantic import Field
 
 from social311.integrations.sources.polling import (
-    Page, PollingConfig, PollingSource, RateLimited, Recheck, SourceError, wait_from_headers,
+    Page, PollingConfig, PollingSource, RateLimited, Recheck, ReplyOutcomeUnknown, SourceError, wait_from_headers,
 )
 from social311.records import Post, Reject
 
@@ -39,6 +48,26 @@ _GONE = {"[deleted]", "[removed]"}
 def _attr(thing: Any, name: str, default: Any = None) -> Any:
     """An attribute the API sent, without PRAW's lazy fetch of the whole object for a missing one."""
     return vars(thing).get(name, default)
+
+
+class _NoBlindRetry(requests.Session):
+    """A session for PRAW on which a write that may have reached Reddit is never retried.
+
+    prawcore retries a request after a connection error or a 5xx; for a POST (a reply) the
+    first try may have been carried out, so the failure becomes :class:`ReplyOutcomeUnknown`
+    (not one of prawcore's retried exceptions) and the reply ledger reads back instead.
+    """
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        if method.upper() in {"GET", "HEAD"} or url.endswith("/api/v1/access_token"):
+            return super().request(method, url, *args, **kwargs)
+        try:
+            response = super().request(method, url, *args, **kwargs)
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, requests.Timeout) as exc:
+            raise ReplyOutcomeUnknown(f"Reddit {method} {url.rsplit('/', 1)[-1]}: {type(exc).__name__}") from exc
+        if response.status_code >= 500:
+            raise ReplyOutcomeUnknown(f"Reddit {method}: HTTP {response.status_code}")
+        return response
 
 
 class RedditConfig(PollingConfig):
@@ -56,16 +85,19 @@ class RedditSource(PollingSource):
     config_model = RedditConfig
     config: RedditConfig
     supports_reply = True
+    reply_read_back = True
 
     def __init__(self, config: RedditConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         settings = {"client_id": self.secret("client_id") or "", "client_secret": self.secret("client_secret"),
                     "user_agent": self.secret("user_agent") or "social311 (city 311 listening)",
                     "oauth_url": config.base_url.rstrip("/"), "reddit_url": config.auth_url.rstrip("/"),
-                    "check_for_updates": False, "timeout": config.timeout_s, "ratelimit_seconds": config.max_wait_s}
+                    "check_for_updates": False, "timeout": config.timeout_s, "ratelimit_seconds": config.max_wait_s,
+                    "requestor_kwargs": {"session": _NoBlindRetry()}}
         if self.secret("refresh_token"):
             settings["refresh_token"] = self.secret("refresh_token")
         self.reddit = praw.Reddit(**settings)
+        self._me: Any = None
 
     def streams(self) -> list[str]:
         kinds = ["new", "comments"] if self.config.comments else ["new"]
@@ -143,4 +175,31 @@ class RedditSource(PollingSource):
             created = thing.reply(text)
         except prawcore.exceptions.TooManyRequests as exc:
             raise RateLimited(wait_from_headers(exc.response.headers, now=self.clock()), "Reddit 429 on reply") from exc
+        except prawcore.exceptions.RequestException as exc:
+            if isinstance(exc.original_exception, ReplyOutcomeUnknown):
+                raise exc.original_exception from exc
+            raise
         return created.name if created is not None else None
+
+    def find_reply(self, post: Post, marker: str) -> str | None:
+        """The city account's comment under ``post`` holding ``marker``, from its newest comments."""
+        try:
+            me = self._me or self.reddit.user.me()
+        except (prawcore.exceptions.PrawcoreException, praw.exceptions.PRAWException) as exc:
+            raise SourceError(f"Reddit: who am I (replies need the city account's refresh_token): "
+                              f"{type(exc).__name__}") from exc
+        if me is None:
+            raise SourceError("Reddit: replies need the city account's refresh_token (read-only session)")
+        self._me = me
+        after = None
+        for _ in range(self.config.reply_lookback):
+            params = {"limit": 100, "sort": "new", "raw_json": 1, **({"after": after} if after else {})}
+            listing = self._get(f"/user/{me.name}/comments", params)
+            for comment in listing.children:
+                if _attr(comment, "parent_id") == post.native_id and marker in (_attr(comment, "body") or ""):
+                    return comment.name
+            after = listing.after
+            if not after:
+                return None
+        raise SourceError(f"Reddit: no reply found in the account's last {self.config.reply_lookback} pages; "
+                          "older ones are not checked")

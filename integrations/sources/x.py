@@ -20,6 +20,12 @@ Rate limits: ``x-rate-limit-limit/remaining/reset`` (reset in epoch seconds), pe
 15-minute window (recent search: 450/app on Basic). Geo: ``geo.coordinates`` (exact point) and
 ``geo.place_id`` resolved through the ``places`` expansion (full name and bounding box).
 Retweets are left out by the query; quotes map to ``repost_of``.
+
+Replies, exactly once: X has no idempotency key. A reply whose answer was lost (connection
+dropped, timeout, 5xx) raises :class:`ReplyOutcomeUnknown`; before anything is sent again the
+reply ledger reads back the city account's own newest Tweets (``GET /2/users/:id/tweets``,
+user context, ``reply_lookback`` pages of 100) for one ``replied_to`` the resident's Tweet that
+holds the request id (:meth:`XSource.find_reply`). tweepy itself never retries a request.
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ from pydantic import Field
 from requests.adapters import HTTPAdapter
 
 from social311.integrations.sources.polling import (
-    Page, PollingConfig, PollingSource, RateLimited, Recheck, SourceError, parse_time, wait_from_headers,
+    Page, PollingConfig, PollingSource, RateLimited, Recheck, ReplyOutcomeUnknown, SourceError, parse_time,
+    wait_from_headers,
 )
 from social311.records import Post, Reject
 
@@ -88,6 +95,7 @@ class XSource(PollingSource):
     config_model = XConfig
     config: XConfig
     supports_reply = True
+    reply_read_back = True
 
     def __init__(self, config: XConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -95,6 +103,7 @@ class XSource(PollingSource):
             bearer_token=self.secret("bearer_token"), consumer_key=self.secret("consumer_key"),
             consumer_secret=self.secret("consumer_secret"), access_token=self.secret("access_token"),
             access_token_secret=self.secret("access_token_secret"), return_type=dict, wait_on_rate_limit=False)
+        self._me: str | None = None  # the city account's user id, asked once for read-backs
         if config.base_url.rstrip("/") != TWEEPY_HOST:
             self.client.session.mount(TWEEPY_HOST, _Rebase(config.base_url))
 
@@ -190,8 +199,36 @@ class XSource(PollingSource):
 
     def reply(self, post: Post, text: str) -> str | None:
         """A reply Tweet (``reply.in_reply_to_tweet_id``) as the city's account (OAuth 1.0a user context)."""
-        body = self._call(lambda: self.client.create_tweet(text=text, in_reply_to_tweet_id=post.native_id, user_auth=True))
+        try:
+            body = self.client.create_tweet(text=text, in_reply_to_tweet_id=post.native_id, user_auth=True)
+        except tweepy.TooManyRequests as exc:
+            raise RateLimited(wait_from_headers(exc.response.headers, now=self.clock()), "X 429 on reply") from exc
+        except tweepy.TwitterServerError as exc:  # 5xx: X may have created it all the same
+            raise ReplyOutcomeUnknown(f"X: {type(exc).__name__}: {str(exc)[:200]}") from exc
+        except (tweepy.TweepyException, requests.HTTPError) as exc:  # 4xx: refused, nothing created
+            raise SourceError(f"X: {type(exc).__name__}: {str(exc)[:200]}") from exc
+        except requests.RequestException as exc:  # sent, answer lost (or never sent): unknown
+            raise ReplyOutcomeUnknown(f"X: {type(exc).__name__}") from exc
         return str(body["data"]["id"])
+
+    def find_reply(self, post: Post, marker: str) -> str | None:
+        """The city account's reply to ``post`` holding ``marker``, from its newest Tweets."""
+        if self._me is None:
+            self._me = str(self._call(lambda: self.client.get_me(user_auth=True))["data"]["id"])
+        token = None
+        for _ in range(self.config.reply_lookback):
+            args: dict[str, Any] = {"max_results": 100, "tweet_fields": ["referenced_tweets", "conversation_id"],
+                                    "user_auth": True, **({"pagination_token": token} if token else {})}
+            body = self._call(lambda a=args: self.client.get_users_tweets(self._me, **a))
+            for tweet in body.get("data") or []:
+                replied = {r.get("id") for r in tweet.get("referenced_tweets") or [] if r.get("type") == "replied_to"}
+                if post.native_id in replied and marker in (tweet.get("text") or ""):
+                    return str(tweet["id"])
+            token = (body.get("meta") or {}).get("next_token")
+            if not token:
+                return None
+        raise SourceError(f"X: no reply found in the account's last {self.config.reply_lookback} pages of Tweets; "
+                          "older ones are not checked")
 
 
 def _with_includes(body: dict) -> list[dict]:

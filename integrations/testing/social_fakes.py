@@ -64,6 +64,7 @@ class FakeServer:
         self.requests: list[tuple[str, str]] = []  # (method, path?query) of every request
         self._faults: list[tuple[str, dict]] = []
         self._random_faults: tuple[float, tuple[str, ...], Any] | None = None
+        self._broken: str | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -131,6 +132,15 @@ class FakeServer:
         with self.lock:
             self._random_faults = (rate, tuple(kinds), random.Random(seed)) if rate > 0 else None
 
+    def break_path(self, prefix: str | None) -> None:
+        """Answer every request whose path starts with ``prefix`` with a 503 (None: mend it)."""
+        with self.lock:
+            self._broken = prefix
+
+    def reply_parents(self) -> list[str]:
+        """The native id each reply actually created answers, one entry per created reply."""
+        raise NotImplementedError
+
     def fault_exempt(self, path: str) -> bool:
         """Requests that injected faults skip (Bluesky: the session calls), so that a fault
         lands on the data request a test aims at."""
@@ -158,6 +168,8 @@ class FakeServer:
         with self.lock:
             self.requests.append((handler.command, handler.path))
             fault = self._faults.pop(0) if self._faults and not self.fault_exempt(parts.path) else None
+            if self._broken and parts.path.startswith(self._broken):
+                fault = ("503", {})
             if fault is None and self._random_faults and not self.fault_exempt(parts.path):
                 rate, kinds, rng = self._random_faults
                 if rng.random() < rate:
@@ -268,6 +280,12 @@ class MastodonFake(FakeServer):
 
     def reply_count(self) -> int:
         return self.reply_posts
+
+    def reply_parents(self) -> list[str]:
+        """The post each reply actually created answers (one entry per created reply)."""
+        with self.lock:
+            return [str(r["in_reply_to_id"]) for r in self.replies.values()] + \
+                ["?"] * (self.reply_posts - len(self.replies))  # replies created without a key
 
     def delete(self, status_id: str) -> None:
         with self.lock:
@@ -444,6 +462,10 @@ class BlueskyFake(FakeServer):
     def reply_count(self) -> int:
         return len(self.records)
 
+    def reply_parents(self) -> list[str]:
+        with self.lock:
+            return [r["record"]["reply"]["parent"]["uri"] for r in self.records]
+
     def fault_exempt(self, path: str) -> bool:
         return path.split("/")[-1] in {"com.atproto.server.createSession", "com.atproto.server.refreshSession",
                                        "app.bsky.actor.getProfile"}
@@ -508,6 +530,13 @@ class BlueskyFake(FakeServer):
                 uris = [uris] if isinstance(uris, str) else uris
                 found = {p["uri"]: p for p in self.posts if p["uri"] not in self.deleted}
                 return 200, self._rl(), {"posts": [found[u] for u in uris if u in found]}
+            if name == "com.atproto.repo.getRecord":
+                uri = f"at://{query.get('repo')}/{query.get('collection')}/{query.get('rkey')}"
+                record = next((r for r in self.records if r["uri"] == uri), None)
+                if record is None:
+                    return 400, self._rl(), {"error": "RecordNotFound", "message": f"Could not locate record: {uri}"}
+                # The recorded getRecord shape: uri, cid, value (the record as written).
+                return 200, self._rl(), {"uri": uri, "cid": self._created["body"]["cid"], "value": record["record"]}
             if name == "com.atproto.repo.createRecord":
                 data = json.loads(body)
                 rkey = data.get("rkey") or f"3lreply{len(self.records):07d}"
@@ -580,11 +609,17 @@ class RedditFake(FakeServer):
         self.order: list[str] = []  # oldest first
         self.deleted: set[str] = set()
         self.replies: list[dict] = []
+        self.own_comments: list[dict] = []  # the city account's comments (the replies), oldest first
+        self.account = "city311_account"
         self.tokens: set[str] = set()
         self._n = 36 ** 5
 
     def reply_count(self) -> int:
         return len(self.replies)
+
+    def reply_parents(self) -> list[str]:
+        with self.lock:
+            return [r["thing_id"] for r in self.replies]
 
     def add_posts(self, texts: Sequence[str], *, kind: str = "t3", start: datetime | None = None,
                   step: timedelta = timedelta(minutes=3), lang: str = "en") -> list[str]:
@@ -673,10 +708,28 @@ class RedditFake(FakeServer):
                 form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
                 out = copy.deepcopy(self._reply["body"])
                 thing = out["json"]["data"]["things"][0]
+                tid = _b36(36 ** 6 + len(self.replies))
                 thing["data"].update({"body": form.get("text", ""), "parent_id": form.get("thing_id"),
-                                      "id": _b36(36 ** 6 + len(self.replies)), "name": f"t1_{_b36(36 ** 6 + len(self.replies))}"})
+                                      "id": tid, "name": f"t1_{tid}", "author": self.account,
+                                      "created_utc": time.time()})
                 self.replies.append(form)
+                self.own_comments.append(copy.deepcopy(thing))
                 return 200, self._rl(), out
+            if path == "/api/v1/me":
+                # The published shape (trimmed): the account's name is what a client needs.
+                return 200, self._rl(), {"name": self.account, "id": "cityacct", "created_utc": 1.5e9,
+                                         "comment_karma": 0, "link_karma": 0, "is_employee": False}
+            if path == f"/user/{self.account}/comments":
+                newest = list(reversed(self.own_comments))
+                after = query.get("after")
+                names = [c["data"]["name"] for c in newest]
+                start = names.index(after) + 1 if after in names else 0
+                limit = int(query.get("limit", 25))
+                page = newest[start:start + limit]
+                more = start + limit < len(newest)
+                return 200, self._rl(), {"kind": "Listing", "data": {
+                    "after": page[-1]["data"]["name"] if more and page else None, "before": None, "modhash": None,
+                    "dist": len(page), "children": page}}
         return 404, {}, {"message": "Not Found", "error": 404}
 
     def _rl(self) -> dict[str, str]:
@@ -712,11 +765,17 @@ class XFake(FakeServer):
         self.places: dict[str, dict] = {}
         self.users: dict[str, dict] = {}
         self.deleted: set[str] = set()
-        self.created: list[dict] = []
+        self.created: list[dict] = []  # bodies of every create Tweet request served
+        self.own_tweets: list[dict] = []  # the city account's Tweets (the replies), oldest first
+        self.me = {**self._user, "id": "9990001", "username": "city311", "name": "City 311"}
         self._id = 1_800_000_000_000_000_000
 
     def reply_count(self) -> int:
         return len(self.created)
+
+    def reply_parents(self) -> list[str]:
+        with self.lock:
+            return [r["reply"]["in_reply_to_tweet_id"] for r in self.created]
 
     def add_posts(self, texts: Sequence[str], *, start: datetime | None = None, step: timedelta = timedelta(minutes=3),
                   lang: str = "en", point: tuple[float, float] | None = None, place: tuple[str, list[float]] | None = None) -> list[str]:
@@ -819,8 +878,30 @@ class XFake(FakeServer):
                 self.created.append(data)
                 out = copy.deepcopy(self._created["body"])
                 out["data"].update({"id": str(self._id), "text": data.get("text", "")})
+                own = {"id": str(self._id), "text": data.get("text", ""), "edit_history_tweet_ids": [str(self._id)],
+                       "conversation_id": str(self._id)}
+                replied = (data.get("reply") or {}).get("in_reply_to_tweet_id")
+                if replied:
+                    own["referenced_tweets"] = [{"type": "replied_to", "id": replied}]
+                    own["conversation_id"] = replied
+                self.own_tweets.append(own)
                 hdrs = {k: v for k, v in self._created["headers"].items() if k != "location"}
                 return self._created["status"], hdrs, out
+            if path == "/2/users/me":
+                return 200, self._rl(), {"data": self.me}
+            if path == f"/2/users/{self.me['id']}/tweets" and method == "GET":
+                # Newest first, paged by pagination_token (the published shape of the user
+                # Tweet timeline; meta as in the recorded mentions timeline).
+                limit = int(query.get("max_results", 10))
+                offset = int(query.get("pagination_token") or 0)
+                newest = list(reversed(self.own_tweets))
+                page = newest[offset:offset + limit]
+                meta: dict[str, Any] = {"result_count": len(page)}
+                if page:
+                    meta.update({"newest_id": page[0]["id"], "oldest_id": page[-1]["id"]})
+                if offset + limit < len(newest):
+                    meta["next_token"] = str(offset + limit)
+                return 200, self._rl(), {**({"data": page} if page else {}), "meta": meta}
         return 404, {}, {"title": "Not Found Error", "detail": path}
 
     def _rl(self) -> dict[str, str]:
@@ -859,6 +940,10 @@ class FacebookFake(FakeServer):
 
     def reply_count(self) -> int:
         return len(self.created)
+
+    def reply_parents(self) -> list[str]:
+        with self.lock:
+            return [c["_post"] for c in self.comments.values() if c["from"]["id"] == self.page_id]
 
     def add_page_post(self) -> str:
         with self.lock:
@@ -941,6 +1026,12 @@ class FacebookFake(FakeServer):
                 self._n += 1
                 out = {**self._created, "id": f"{parts[0].split('_')[-1]}_{self._n}", "message": form.get("message", "")}
                 self.created.append(form)
+                # The reply is a comment under the comment, written as the Page (read back by GET).
+                self.comments[out["id"]] = {**copy.deepcopy(self._comment), "id": out["id"], "message": out["message"],
+                                            "_post": parts[0], "created_time": out.get("created_time") or
+                                            datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000"),
+                                            "from": {"id": self.page_id, "name": "City"}, "parent": {"id": parts[0]}}
+                self.order.append(out["id"])
                 return 200, {}, out
             if len(parts) == 1 and method == "GET":
                 cid = parts[0]

@@ -89,7 +89,7 @@ class PollingSourceContract(SourceContract):
 
     n_posts: int = 95
     #: True when the platform itself refuses a repeated reply (Mastodon Idempotency-Key,
-    #: Bluesky record key); otherwise only the reply ledger prevents a second one.
+    #: Bluesky record key); otherwise the plugin must read its replies back (``find_reply``).
     reply_idempotent_on_platform: bool = True
     #: How often the client library itself retries a 5xx or a dropped connection (prawcore: 2).
     library_retries: int = 0
@@ -196,11 +196,21 @@ class PollingSourceContract(SourceContract):
 
     def test_reply_is_posted_once_under_retries(self, fake) -> None:
         source = self.make_polling_source(fake)
-        post = source.fetch(None, pseudonym_key=KEY).posts[0]
-        first = source.reply(post, "We're on it! Your report number is 72355.")
+        post, other = source.fetch(None, pseudonym_key=KEY).posts[:2]
+        text = "We're on it! Your report number is 72355."
+        if source.reply_read_back:
+            assert source.find_reply(post, "72355") is None  # nothing posted yet: provably absent
+        first = source.reply(post, text)
         assert first and fake.reply_count() == 1
-        if not self.reply_idempotent_on_platform:
-            pytest.skip("the platform has no idempotency key: the reply ledger alone keeps replies to one")
-        again = source.reply(post, "We're on it! Your report number is 72355.")
-        assert first == again
+        if self.reply_idempotent_on_platform:
+            # The platform refuses a second one (Idempotency-Key, record key): a blind retry is safe.
+            assert source.reply(post, text) == first
+        if source.reply_read_back:
+            # Read back: the reply is found under its post by its request id, and only there.
+            assert source.find_reply(post, "72355") == first
+            assert source.find_reply(other, "72355") is None
+            if not self.reply_idempotent_on_platform:  # (Bluesky's key is one reply per post, whatever it says)
+                assert source.find_reply(post, "72356") is None
+        assert self.reply_idempotent_on_platform or source.reply_read_back, \
+            "a platform without an idempotency key needs a read-back for exactly-once replies"
         assert fake.reply_count() == 1
