@@ -92,3 +92,50 @@ def test_a_failed_reply_is_recorded_and_retried(con, tmp_path):
 
 def test_replies_are_off_by_default_in_the_city_config():
     assert PluginRef(plugin="file_drop").replies_enabled is False
+
+
+def test_per_minute_cap_is_a_sliding_window_kept_across_restarts(tmp_path, social):
+    """max_replies_per_minute counts the platform calls of the last 60 s in the ledger, so a
+    restarted run (new connection, new plugin) still respects it; what it holds back waits."""
+    from datetime import timedelta
+
+    from social311.integrations.sources.mastodon import MastodonConfig, MastodonSource
+    from social311.integrations.testing.social_fakes import MastodonFake
+
+    db = tmp_path / "w.duckdb"
+    with MastodonFake(social) as fake:
+        ids = fake.add_posts([f"pothole {i}" for i in range(12)])
+        with connect(db) as c:
+            for i, native in enumerate(ids):
+                c.execute("insert into raw.posts (post_id, source, native_id, text, created_at, ingested_at) "
+                          "values (?, 'm', ?, 'pothole', ?, ?)", [f"m:{native}", native, T, T])
+                c.execute("insert into ops.incident_posts values (?, ?, 'anchor')", [f"inc-{i}", f"m:{native}"])
+                c.execute("insert into ops.ticket_ledger (incident_id, marker, state, service_code, service_request_id, "
+                          "created_at, updated_at) values (?, ?, 'submitted', 'POTHOLE', ?, ?, ?)",
+                          [f"inc-{i}", f"m-{i}", str(72000 + i), T, T])
+
+        def run(at_s: float) -> dict:
+            source = MastodonSource(MastodonConfig(base_url=fake.url, max_replies_per_minute=5), instance_name="m",
+                                    credentials={"access_token": "t"})
+            with connect(db) as c:  # a fresh connection and plugin each time: a restart
+                return send_replies(c, {"m": source}, clock=lambda: T + timedelta(seconds=at_s))
+
+        first = run(0)
+        assert (first["sent"], first["deferred"], fake.reply_count()) == (5, 7, 5)
+        assert run(30)["sent"] == 0 and fake.reply_count() == 5  # the window still holds the first five
+        assert run(61)["sent"] == 5  # the first five slid out of the window
+        assert run(90)["sent"] == 0
+        last = run(122)
+        assert last["sent"] == 2 and "deferred" not in last and fake.reply_count() == 12
+        with connect(db) as c:
+            assert c.execute("select count(*) from ops.resident_replies where state = 'sent'").fetchone()[0] == 12
+            deferred = c.execute("select count(*) from ops.resident_replies where last_error like 'deferred%'").fetchone()[0]
+        assert deferred == 0
+
+
+def test_replies_disabled_do_not_forget_a_reply_in_doubt(con):
+    """A run without the source's sender learns nothing: a reply in doubt keeps that state."""
+    con.execute("insert into ops.resident_replies values ('feed:1', 'feed', 'inc-a', '240001', 'x', 'in_doubt', "
+                "null, 'lost answer', ?, null)", [T])
+    send_replies(con, {})
+    assert replies(con)["feed:1"][0] == "in_doubt"
