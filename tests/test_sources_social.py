@@ -237,3 +237,14 @@ class TestJetstreamContract(SourceContract):
                                                  plan=ListeningPlan(keywords=["zzzz-no-such-word"])), instance_name="j")
         result = source.fetch(None, pseudonym_key=KEY)
         assert result.posts == [] and result.cursor is not None
+
+
+def test_mastodon_timeline_pages_stay_plain_json_with_paging(social):
+    """The speed path: Mastodon.py returns timeline pages uncast (dicts) yet still pages them."""
+    with MastodonFake(social) as fake:
+        fake.add_posts([f"pothole {i}" for i in range(3)])
+        source = MastodonSource(MastodonConfig(base_url=fake.url, plan=PLAN), instance_name="m")
+        page = source.api.timeline_hashtag("pothole", limit=2)
+        assert [type(s) for s in page] == [dict, dict]
+        assert page._pagination_next["max_id"] is not None
+        assert type(source.api.status(page[0]["id"])).__name__ == "Status"  # other calls keep their types
