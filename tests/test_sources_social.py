@@ -248,3 +248,39 @@ def test_mastodon_timeline_pages_stay_plain_json_with_paging(social):
         assert [type(s) for s in page] == [dict, dict]
         assert page._pagination_next["max_id"] is not None
         assert type(source.api.status(page[0]["id"])).__name__ == "Status"  # other calls keep their types
+
+
+def test_x_filtered_stream_bounded_run(social):
+    """Rules set from the plan; the recorded messages and new matching Tweets ingested; the
+    recorded cut-off line quarantined with its reason; a redelivered Tweet once; the dropped
+    connection reconnected; the run ends at its bound; a second run adds no duplicate."""
+    import time as _time
+
+    from social311.integrations.sources.x_stream import RULE_TAG, wanted_rules
+
+    recorded = load_exchange(social, "x", "filtered_stream_messages")["response"]["body"]
+    with XFake(social) as fake:
+        fake.stream_rules["7"] = {"id": "7", "value": "other app's rule", "tag": "someone-else"}
+        fake.stream_rules["8"] = {"id": "8", "value": "stale", "tag": f"{RULE_TAG}:0"}
+        fake.serve_recorded_stream()
+        new = fake.add_posts([f"pothole on Main St {i}" for i in range(5)] + ["nice weather today"])
+        config = XConfig(base_url=fake.url, plan=PLAN, stream=True, stream_max_seconds=4, stream_idle_seconds=2)
+        source = XSource(config, instance_name="x", credentials={"bearer_token": "b"}, sleep=_no_sleep)
+        wanted = wanted_rules(source)
+        assert wanted and all("pothole" in value for value, _ in wanted)
+        t0 = _time.monotonic()
+        first = source.fetch(None, pseudonym_key=KEY)
+        took = _time.monotonic() - t0
+        rules = {(r["value"], r.get("tag")) for r in fake.stream_rules.values()}
+        assert rules == {*wanted, ("other app's rule", "someone-else")}  # ours synced, theirs untouched
+        ids = [p.native_id for p in first.posts]
+        assert len(ids) == len(set(ids))
+        assert set(new[:5]) <= set(ids) and new[5] not in ids
+        assert {str(m["data"]["id"]) for m in recorded} <= set(ids)
+        cut = [r for r in first.rejects if "not valid JSON" in r.reason]
+        assert len(cut) == 1, [r.reason for r in first.rejects]
+        assert fake.stream_connections >= 2  # the drop after the cut-off line was reconnected
+        assert took < config.stream_max_seconds + config.stream_idle_seconds + 3
+        later = fake.add_posts(["another pothole on Elm"])
+        second = XSource(config, instance_name="x", credentials={"bearer_token": "b"}).fetch(first.cursor, pseudonym_key=KEY)
+        assert [p.native_id for p in second.posts] == later  # the redelivered one is not ingested again

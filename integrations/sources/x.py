@@ -38,6 +38,7 @@ import tweepy
 from pydantic import Field
 from requests.adapters import HTTPAdapter
 
+from social311.integrations.sources.base import FetchResult
 from social311.integrations.sources.polling import (
     Page, PollingConfig, PollingSource, RateLimited, Recheck, ReplyOutcomeUnknown, SourceError, parse_time,
     wait_from_headers,
@@ -58,6 +59,13 @@ class XConfig(PollingConfig):
     max_query_length: int = Field(512, ge=50, le=4096, description="512 on Basic, 1024 on Pro access")
     geo_operator: str | None = Field(None, description='e.g. "point_radius:[-87.63 41.88 25mi]" or '
                                      '"place:Chicago" (Pro access level and above)')
+    stream: bool = Field(False, description="listen on the filtered stream (rules from the plan) instead of "
+                         "polling recent search; see integrations/sources/x_stream.py")
+    stream_max_seconds: float = Field(60, gt=0, description="longest stream run")
+    stream_max_events: int = Field(10_000, ge=1, description="posts read per stream run at most")
+    stream_idle_seconds: float = Field(30, gt=0, description="stop after this long without a line "
+                                       "(X sends a keep-alive every 20 s)")
+    stream_max_reconnects: int = Field(5, ge=0, description="reconnects per run after a dropped stream")
 
 
 class _Rebase(HTTPAdapter):
@@ -106,6 +114,14 @@ class XSource(PollingSource):
         self._me: str | None = None  # the city account's user id, asked once for read-backs
         if config.base_url.rstrip("/") != TWEEPY_HOST:
             self.client.session.mount(TWEEPY_HOST, _Rebase(config.base_url))
+
+    def fetch(self, cursor: str | None, *, pseudonym_key: str) -> FetchResult:
+        """Recent search (the shared polling sweep), or one bounded filtered-stream run (``stream``)."""
+        if self.config.stream:
+            from social311.integrations.sources.x_stream import fetch_stream
+
+            return fetch_stream(self, cursor, pseudonym_key=pseudonym_key)
+        return super().fetch(cursor, pseudonym_key=pseudonym_key)
 
     def streams(self) -> list[str]:
         terms = [*self.plan.keywords, *(f"#{t}" for t in self.plan.hashtags), *self.plan.place_terms]

@@ -199,6 +199,9 @@ class FakeServer:
                 status, headers, payload = self.route(handler.command, parts.path, query, body, handler.headers)
             except Exception as exc:  # a fake bug must show as a 500, not hang the client
                 status, headers, payload = 500, {}, {"error": f"fake error: {type(exc).__name__}: {exc}"}
+        if isinstance(payload, StreamBody):
+            self._stream(handler, status, headers, payload)
+            return
         if isinstance(payload, (dict, list)):
             data = json.dumps(payload).encode()
             headers = {"content-type": "application/json; charset=utf-8", **headers}
@@ -215,6 +218,34 @@ class FakeServer:
 
     def route(self, method: str, path: str, query: dict, body: bytes, headers: Any) -> Response:
         raise NotImplementedError
+
+    def _stream(self, handler: BaseHTTPRequestHandler, status: int, headers: dict, body: StreamBody) -> None:
+        """A chunked, newline-delimited answer; ``None`` from the body drops the connection."""
+        handler.send_response(status)
+        for key, value in {"content-type": "application/json; charset=utf-8", **headers}.items():
+            handler.send_header(key, value)
+        handler.send_header("transfer-encoding", "chunked")
+        handler.end_headers()
+        try:
+            for chunk in body.chunks:
+                if chunk is None:  # the connection drops mid-stream
+                    handler.wfile.flush()
+                    handler.close_connection = True
+                    handler.connection.shutdown(2)
+                    return
+                handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                handler.wfile.flush()
+            handler.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass  # the client went away: the end of a bounded run
+        handler.close_connection = True
+
+
+class StreamBody:
+    """A streamed response: an iterable of byte chunks (``None`` = drop the connection)."""
+
+    def __init__(self, chunks: Any) -> None:
+        self.chunks = chunks
 
 
 # ======================================================================================
@@ -768,6 +799,13 @@ class XFake(FakeServer):
         self.created: list[dict] = []  # bodies of every create Tweet request served
         self.own_tweets: list[dict] = []  # the city account's Tweets (the replies), oldest first
         self.me = {**self._user, "id": "9990001", "username": "city311", "name": "City 311"}
+        self.stream_rules: dict[str, dict] = {}  # rule id -> {id, value, tag}
+        self.stream_connections = 0
+        self.stream_delivered: list[str] = []  # Tweet ids sent on the stream, in order
+        self.stream_hold_s = 30.0  # how long a connection stays open after its backlog
+        self.keep_alive_s = 0.2  # X: every 20 s; shorter here so runs end promptly
+        self._recorded_stream: tuple[list[bytes], bytes] | None = None
+        self._rule_id = 1_500_000_000_000_000_000
         self._id = 1_800_000_000_000_000_000
 
     def reply_count(self) -> int:
@@ -887,6 +925,11 @@ class XFake(FakeServer):
                 self.own_tweets.append(own)
                 hdrs = {k: v for k, v in self._created["headers"].items() if k != "location"}
                 return self._created["status"], hdrs, out
+            if path == "/2/tweets/search/stream/rules":
+                return self._rules(method, body)
+            if path == "/2/tweets/search/stream" and method == "GET":
+                self.stream_connections += 1
+                return 200, {}, StreamBody(self._stream_lines(self.stream_connections))
             if path == "/2/users/me":
                 return 200, self._rl(), {"data": self.me}
             if path == f"/2/users/{self.me['id']}/tweets" and method == "GET":
@@ -906,6 +949,83 @@ class XFake(FakeServer):
 
     def _rl(self) -> dict[str, str]:
         return {**self._headers, "x-rate-limit-reset": str(int(time.time()) + 900)}
+
+    # -- filtered stream (the published v2 shapes; the recording has messages, not rules) ---
+    def serve_recorded_stream(self) -> None:
+        """The first connection also replays the 7 recorded stream messages and then the
+        recorded truncated line, after which the connection drops (as recorded)."""
+        rec = load_exchange(self.data_dir, "x", "filtered_stream_messages")["response"]
+        self._recorded_stream = ([json.dumps(m).encode() for m in rec["body"]],
+                                 str(rec["body_truncated_tail"]).encode())
+
+    def _rules(self, method: str, body: bytes) -> Response:
+        sent = _iso(datetime.now(timezone.utc))
+        if method == "GET":
+            data = list(self.stream_rules.values())
+            return 200, self._rl(), {**({"data": data} if data else {}), "meta": {"sent": sent, "result_count": len(data)}}
+        request = json.loads(body or b"{}")
+        if "delete" in request:
+            ids = [str(i) for i in request["delete"].get("ids") or []]
+            gone = [i for i in ids if self.stream_rules.pop(i, None) is not None]
+            return 200, self._rl(), {"meta": {"sent": sent, "summary": {"deleted": len(gone), "not_deleted": len(ids) - len(gone)}}}
+        created, errors = [], []
+        for rule in request.get("add") or []:
+            if len(rule.get("value", "")) > 512:
+                errors.append({"value": rule["value"], "title": "InvalidRule",
+                               "details": ["Rule length exceeds 512 characters"],
+                               "type": "https://api.twitter.com/2/problems/invalid-rules"})
+                continue
+            self._rule_id += 1
+            entry = {"id": str(self._rule_id), "value": rule["value"], **({"tag": rule["tag"]} if rule.get("tag") else {})}
+            self.stream_rules[entry["id"]] = entry
+            created.append(entry)
+        summary = {"created": len(created), "not_created": len(errors), "valid": len(created), "invalid": len(errors)}
+        out: dict[str, Any] = {"meta": {"sent": sent, "summary": summary}}
+        if created:
+            out["data"] = created
+        if errors:
+            out["errors"] = errors
+        return 201, self._rl(), out
+
+    def _matching(self, tweet: dict) -> list[dict]:
+        text = tweet["text"].lower()
+        hits = []
+        for rule in self.stream_rules.values():
+            group = rule["value"].split(")")[0].lstrip("(")
+            terms = [t.strip().strip('"').lower() for t in group.split(" OR ")]
+            if any(t and t in text for t in terms):
+                hits.append({"id": rule["id"], **({"tag": rule["tag"]} if "tag" in rule else {})})
+        return hits
+
+    def _stream_lines(self, connection: int) -> Any:
+        """One connection: (on a reconnect, the last Tweet again: X may redeliver), every Tweet
+        matching a rule not yet delivered, keep-alive lines; the first connection of a recorded
+        stream ends with the recorded cut-off line and a dropped connection."""
+        with self.lock:
+            recorded = self._recorded_stream if connection == 1 else None
+            pending = [t for t in self.tweets if t["id"] not in self.stream_delivered and t["id"] not in self.deleted]
+            if connection > 1 and self.stream_delivered:
+                pending = [t for t in self.tweets if t["id"] == self.stream_delivered[-1]] + pending
+        yield b"\r\n"
+        for line in (recorded[0] if recorded else []):
+            yield line + b"\r\n"
+        for tweet in pending:
+            rules = self._matching(tweet)
+            if not rules:
+                continue
+            with self.lock:
+                if tweet["id"] not in self.stream_delivered:
+                    self.stream_delivered.append(tweet["id"])
+            yield json.dumps({**self._body([tweet]), "data": self._public(tweet), "matching_rules": rules}).encode() + b"\r\n"
+            yield b"\r\n"  # keep-alive lines come between messages too
+        if recorded:
+            yield recorded[1] + b"\r\n"  # the line as recorded: cut off mid-message...
+            yield None  # ...and the connection drops
+            return
+        deadline = time.monotonic() + self.stream_hold_s
+        while time.monotonic() < deadline and self._server is not None:
+            time.sleep(self.keep_alive_s)
+            yield b"\r\n"
 
 
 # ======================================================================================
