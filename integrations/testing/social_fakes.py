@@ -209,9 +209,10 @@ class FakeServer:
             data = payload.encode()
         else:
             data = b""
-        handler.send_response(status)
+        handler.send_response(status)  # sends its own Date header
         for key, value in headers.items():
-            handler.send_header(key, value)
+            if key.lower() != "date":  # a recorded Date beside it would make two (clients join them)
+                handler.send_header(key, value)
         handler.send_header("content-length", str(len(data)))
         handler.end_headers()
         handler.wfile.write(data)
