@@ -139,3 +139,18 @@ def test_replies_disabled_do_not_forget_a_reply_in_doubt(con):
                 "null, 'lost answer', ?, null)", [T])
     send_replies(con, {})
     assert replies(con)["feed:1"][0] == "in_doubt"
+
+
+def test_per_minute_cap_is_a_source_setting_of_the_city_yaml():
+    """``max_replies_per_minute`` sits in a source's ``config:``; a nonsense value is refused."""
+    from pydantic import ValidationError
+
+    from social311.integrations.sources.listening import ListeningPlan
+    from social311.orchestration.listening import build_source
+
+    ref = PluginRef(plugin="x", name="x_city", replies_enabled=True,
+                    config={"max_replies_per_minute": 5, "max_replies_per_run": 100})
+    source = build_source(ref, None, plan=ListeningPlan())
+    assert (source.config.max_replies_per_minute, source.config.max_replies_per_run) == (5, 100)
+    with pytest.raises(ValidationError, match="max_replies_per_minute"):
+        build_source(PluginRef(plugin="x", config={"max_replies_per_minute": 0}), None, plan=ListeningPlan())
