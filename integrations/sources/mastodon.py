@@ -13,8 +13,10 @@ parses and corrects for clock skew with the ``Date`` header).
 
 Deletions and edits: :meth:`MastodonSource.recheck` re-fetches statuses (``GET
 /api/v1/statuses/:id``): 404 means deleted; ``edited_at`` shows an edit. Replies use
-``in_reply_to_id`` with an ``Idempotency-Key`` derived from the post, so a retried reply is
-not posted twice by the server.
+``in_reply_to_id`` with an ``Idempotency-Key`` derived from the post, so a retry within the
+hour the server keeps keys is not posted twice; and a reply in doubt is first read back
+(:meth:`MastodonSource.find_reply`: the status's context, descendants by the city's account
+holding the request id), so one retried later is not posted twice either.
 
 Speed: Mastodon.py casts every response into its typed entities (``Status``, ``Account``, ...,
 field by field, datetimes parsed), which took ~95% of a timeline read. It picks the type from
@@ -32,11 +34,12 @@ from datetime import datetime
 from typing import Any
 
 from mastodon import Mastodon, MastodonNotFoundError, MastodonRatelimitError
-from mastodon.errors import MastodonError, MastodonNetworkError, MastodonUnauthorizedError
+from mastodon.errors import MastodonError, MastodonNetworkError, MastodonServerError, MastodonUnauthorizedError
 from pydantic import Field
 
 from social311.integrations.sources.polling import (
-    Page, PollingConfig, PollingSource, RateLimited, Recheck, SourceError, html_to_text, parse_time,
+    Page, PollingConfig, PollingSource, RateLimited, Recheck, ReplyOutcomeUnknown, SourceError, html_to_text,
+    parse_time,
 )
 from social311.records import Post, Reject
 
@@ -67,7 +70,7 @@ class MastodonSource(PollingSource):
     config_model = MastodonConfig
     config: MastodonConfig
     supports_reply = True
-    reply_dedup_on_platform = True
+    reply_read_back = True
 
     def __init__(self, config: MastodonConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -75,6 +78,7 @@ class MastodonSource(PollingSource):
         self.api = _PlainTimelines(api_base_url=config.base_url.rstrip("/"), access_token=self.secret("access_token"),
                             ratelimit_method="throw", request_timeout=config.timeout_s,
                             version_check_mode="none")
+        self._me: str | None = None  # the city account's id, asked once for read-backs
         terms = [t.lower() for t in [*self.plan.keywords, *self.plan.place_terms]]
         self._terms = re.compile("|".join(rf"\b{re.escape(t)}\b" for t in terms), re.IGNORECASE) if terms else None
 
@@ -182,4 +186,22 @@ class MastodonSource(PollingSource):
                                           idempotency_key=f"social311-reply-{post.post_id}")
         except MastodonRatelimitError as exc:
             raise RateLimited(self._reset_wait(), "Mastodon 429 on reply") from exc
+        except (MastodonNetworkError, MastodonServerError) as exc:  # the server may have acted: unknown
+            raise ReplyOutcomeUnknown(f"Mastodon: {type(exc).__name__}") from exc
         return str(status["id"])
+
+    def find_reply(self, post: Post, marker: str) -> str | None:
+        """The city account's reply under ``post`` holding ``marker``, from the status's context."""
+        try:
+            if self._me is None:
+                self._me = str(self.api.me()["id"])
+            context = self.api.status_context(post.native_id)
+        except MastodonRatelimitError as exc:
+            raise RateLimited(self._reset_wait(), "Mastodon 429 on read-back") from exc
+        except MastodonError as exc:
+            raise SourceError(f"Mastodon read-back: {type(exc).__name__}: {str(exc)[:200]}") from exc
+        for status in context["descendants"]:
+            if str(status["account"]["id"]) == self._me and str(status.get("in_reply_to_id")) == post.native_id \
+                    and marker in html_to_text(status.get("content") or ""):
+                return str(status["id"])
+        return None

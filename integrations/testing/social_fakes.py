@@ -279,6 +279,7 @@ class MastodonFake(FakeServer):
         self.deleted: set[int] = set()
         self.replies: dict[str, dict] = {}  # idempotency key -> created reply
         self.reply_posts = 0  # replies actually created (a repeated key creates none)
+        self.reply_statuses: list[dict] = []  # every reply created, oldest first
         self._next_id = 117_020_600_000_000_000
         self._recorded: dict[str, dict] | None = None
 
@@ -316,8 +317,7 @@ class MastodonFake(FakeServer):
     def reply_parents(self) -> list[str]:
         """The post each reply actually created answers (one entry per created reply)."""
         with self.lock:
-            return [str(r["in_reply_to_id"]) for r in self.replies.values()] + \
-                ["?"] * (self.reply_posts - len(self.replies))  # replies created without a key
+            return [str(r["in_reply_to_id"]) for r in self.reply_statuses]
 
     def delete(self, status_id: str) -> None:
         with self.lock:
@@ -361,6 +361,16 @@ class MastodonFake(FakeServer):
             return self._timeline(path, query, lambda s: any(t["name"].lower() == tag.lower() for t in s["tags"]))
         if method == "GET" and path == "/api/v1/timelines/public":
             return self._timeline(path, query, lambda s: True)
+        if method == "GET" and path == "/api/v1/accounts/verify_credentials":
+            return 200, self._rl(), self._reply_template["account"]  # the recorded replying account
+        if method == "GET" and path.startswith("/api/v1/statuses/") and path.endswith("/context"):
+            # The published Context shape; descendants are the replies under the status.
+            sid = path.split("/")[-2]
+            with self.lock:
+                if int(sid) not in self.statuses or int(sid) in self.deleted:
+                    return self._not_found["status"], dict(self._not_found["headers"]), self._not_found["body"]
+                under = [r for r in self.reply_statuses if str(r.get("in_reply_to_id")) == sid]
+            return 200, self._rl(), {"ancestors": [], "descendants": under}
         if path.startswith("/api/v1/statuses/") and method == "GET":
             sid = int(path.rsplit("/", 1)[1])
             with self.lock:
@@ -421,6 +431,7 @@ class MastodonFake(FakeServer):
             reply.update({"id": str(self._next_id), "content": f"<p>{_escape(form.get('status', ''))}</p>",
                           "in_reply_to_id": form.get("in_reply_to_id"), "created_at": _iso(datetime.now(timezone.utc))})
             self.reply_posts += 1
+            self.reply_statuses.append(reply)
             if key:
                 self.replies[key] = reply
         return 200, self._rl(), reply
