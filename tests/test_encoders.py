@@ -193,12 +193,30 @@ def test_prepare_refuses_a_wheel_whose_hash_is_not_the_recorded_one(tmp_path):
 
 def test_pick_prefers_out_of_domain_f1_then_speed():
     def row(name, f1, speed):
-        return {"encoder": name, "texts_per_s": speed, "scores": {"crisislex LOEO": {"embed": {"macro_f1": f1}}}}
+        return {"encoder": name, "texts_per_s": speed, "out_of_domain_macro_f1": f1}
 
     result = {"encoders": [row("slow-good", 0.870, 50), row("fast-same", 0.866, 500), row("fastest-worse", 0.80, 9000)]}
     assert encoders.pick(result) == "fast-same"  # within 0.005 of the best: the faster wins
-    result["encoders"][1]["scores"]["crisislex LOEO"]["embed"]["macro_f1"] = 0.860
+    result["encoders"][1]["out_of_domain_macro_f1"] = 0.860
     assert encoders.pick(result) == "slow-good"
+
+
+def test_out_of_domain_is_the_mean_of_loeo_and_cross_dataset_scores():
+    scores = {"crisislex LOEO": {"embed": {"macro_f1": 0.9}}, "mumbai complaint": {"embed": {"macro_f1": 0.1}},
+              "acl complaint -> mumbai complaint": {"embed": {"macro_f1": 0.6}},
+              "mumbai complaint -> acl complaint": {"embed": {"macro_f1": 0.6}}}
+    assert encoders.out_of_domain(scores) == pytest.approx(0.7)  # in-domain sets do not count
+
+
+def test_paired_bootstrap_interval_excludes_zero_only_for_a_real_gap():
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 2, 2000)
+    good = np.where(rng.random(2000) < 0.9, truth, 1 - truth)
+    worse = np.where(rng.random(2000) < 0.8, truth, 1 - truth)
+    gap = encoders.paired_bootstrap(truth, worse, good, rounds=200)
+    assert gap["low"] > 0 and gap["low"] <= gap["diff"] <= gap["high"]
+    same = encoders.paired_bootstrap(truth, good, good, rounds=50)
+    assert same == {"diff": 0.0, "low": 0.0, "high": 0.0}
 
 
 WHEELS = os.environ.get("SOCIAL311_ENCODER_WHEELS")
