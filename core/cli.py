@@ -273,6 +273,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.model_dir and not Path(args.model_dir).expanduser().is_dir():
         print(f"eval: --model-dir {args.model_dir}: no such folder", file=sys.stderr)
         return 2
+    if args.model_dir:  # a folder that is no model, or a broken one, fails here in one line, not after the data loads
+        from social311.models.embeddings import LocalModelEmbedder
+
+        try:
+            LocalModelEmbedder(args.model_dir).encode(["check"])
+        except (ValueError, OSError) as exc:
+            raise CliError(f"eval: --model-dir {_one_line(str(exc))}") from None
     if args.train and not args.data:
         print("--train needs --data (the test set)", file=sys.stderr)
         return 2

@@ -75,27 +75,48 @@ class Embedder:
 
 
 class LocalModelEmbedder(Embedder):
-    """A sentence-transformers model from a local directory a city points to (``eval --model-dir``).
+    """An encoder from a local directory a city points to (``eval --model-dir``).
+
+    Three kinds of folder are read, told apart by their files (nothing is ever fetched):
+
+    * ``sentence-transformers``: a folder saved by ``SentenceTransformer.save`` (``modules.json``
+      or ``config.json`` inside), run with sentence-transformers;
+    * ``onnx``: one ``*.onnx`` transformer graph plus ``tokenizer.json``
+      (:class:`social311.models.onnx_embedder.OnnxDirEmbedder`: mean or CLS pooling);
+    * ``static``: one ``*.safetensors`` token table plus ``tokenizer.json``
+      (:class:`social311.models.onnx_embedder.StaticEmbedder`, e.g. WordLlama).
 
     Only for comparing encoders in the evaluation: the pipeline's tables hold 384-dimensional
-    vectors of the packaged model. Nothing is fetched: the directory must hold the model.
+    vectors of the packaged model. A folder that is none of these is a one-line ``ValueError``.
 
     Args:
-        model_dir: a folder saved by ``SentenceTransformer.save`` (``modules.json`` inside).
+        model_dir: the folder.
     """
 
     def __init__(self, model_dir: str, batch_size: int = 64) -> None:
         from pathlib import Path
 
         folder = Path(model_dir).expanduser()
-        if not (folder / "modules.json").is_file() and not (folder / "config.json").is_file():
-            raise ValueError(f"{folder}: not a sentence-transformers model folder (no modules.json or config.json)")
+        if not folder.is_dir():
+            raise ValueError(f"{folder}: no such folder")
         super().__init__(batch_size)
         self.model_dir = folder.resolve()
+        self._inner: Any = None
+        self.kind = local_model_kind(folder)
+        if self.kind == "onnx":
+            from social311.models.onnx_embedder import OnnxDirEmbedder
+
+            self._inner = OnnxDirEmbedder(folder, batch_size)
+        elif self.kind == "static":
+            from social311.models.onnx_embedder import StaticEmbedder
+
+            self._inner = StaticEmbedder(folder)
 
     @property
     def model_name(self) -> str:
         """The folder's name and a hash of its ``config.json`` (the embedding cache key)."""
+        if self._inner is not None:
+            return self._inner.model_name
         import hashlib
 
         config = self.model_dir / "config.json"
@@ -108,6 +129,27 @@ class LocalModelEmbedder(Embedder):
 
             self._model = SentenceTransformer(str(self.model_dir), device="cpu", local_files_only=True)
         return self._model
+
+    def encode(self, texts: list[str], progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Embed texts into unit-length float32 rows (the folder's own dimension)."""
+        if self._inner is not None:
+            return self._inner.encode(list(texts), progress)
+        return super().encode(texts, progress)
+
+
+def local_model_kind(folder) -> str:
+    """``sentence-transformers``, ``onnx`` or ``static`` by the files in ``folder``; else ``ValueError``."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    if (folder / "modules.json").is_file() or (folder / "config.json").is_file():
+        return "sentence-transformers"
+    if (folder / "tokenizer.json").is_file() and any(folder.glob("*.onnx")):
+        return "onnx"
+    if (folder / "tokenizer.json").is_file() and any(folder.glob("*.safetensors")):
+        return "static"
+    raise ValueError(f"{folder}: not a sentence-transformers model folder (no modules.json or config.json), nor an "
+                     "ONNX one (*.onnx + tokenizer.json) nor a static-embedding one (*.safetensors + tokenizer.json)")
 
 
 #: Embedding paths a city can choose (`embedding_backend` in the city YAML).

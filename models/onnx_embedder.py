@@ -131,3 +131,217 @@ class OnnxEmbedder:
             if progress is not None:
                 progress(min(start + self.batch_size, len(texts)), len(texts))
         return out
+
+
+#: Optional settings file in an ONNX or static-embedding folder (``--model-dir``).
+ENCODER_CONFIG = "social311_encoder.json"
+
+
+def read_encoder_config(folder: Path) -> dict:
+    """The folder's ``social311_encoder.json`` (empty when absent); a broken file is an error."""
+    import json
+
+    path = folder / ENCODER_CONFIG
+    if not path.is_file():
+        return {}
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: must hold a JSON object")
+    return config
+
+
+def normalise_rows(vectors: np.ndarray) -> np.ndarray:
+    """Unit-length float32 rows (an all-zero row stays zero instead of dividing by zero)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+
+
+class OnnxDirEmbedder:
+    """A transformer encoder exported to ONNX in a local folder: ``*.onnx`` + ``tokenizer.json``.
+
+    For checkpoints a city (or ``bench/encoders.py``) has as plain ONNX files rather than a
+    sentence-transformers folder. The graph is run with onnxruntime; its inputs are fed by
+    name (``input_ids``, ``attention_mask`` and ``token_type_ids`` when the graph takes it),
+    and the first output of rank 3 (token states) is pooled. ``social311_encoder.json`` may set
+    ``onnx`` (which file, when there are several), ``pooling`` (``mean``, the default, or
+    ``cls``), ``prefix`` (prepended to every text, e.g. ``"query: "`` for E5) and
+    ``max_tokens`` (default 256).
+
+    Args:
+        model_dir: the folder.
+        batch_size: texts per forward pass.
+    """
+
+    def __init__(self, model_dir: str | Path, batch_size: int = 64) -> None:
+        folder = Path(model_dir).expanduser()
+        if not folder.is_dir():
+            raise ValueError(f"{folder}: no such folder")
+        config = read_encoder_config(folder)
+        if config.get("onnx"):
+            onnx = folder / config["onnx"]
+            if not onnx.is_file():
+                raise ValueError(f"{folder}: {ENCODER_CONFIG} names {config['onnx']!r}, which is not there")
+        else:
+            found = sorted(folder.glob("*.onnx"))
+            if len(found) != 1:
+                raise ValueError(f"{folder}: expected one *.onnx file, found {len(found)} "
+                                 f"(name it with \"onnx\" in {ENCODER_CONFIG})")
+            onnx = found[0]
+        if not (folder / "tokenizer.json").is_file():
+            raise ValueError(f"{folder}: no tokenizer.json beside {onnx.name}")
+        self.pooling = str(config.get("pooling", "mean"))
+        if self.pooling not in ("mean", "cls"):
+            raise ValueError(f"{folder}: pooling must be 'mean' or 'cls', not {self.pooling!r}")
+        self.prefix = str(config.get("prefix", ""))
+        self.max_tokens = int(config.get("max_tokens", MAX_TOKENS))
+        self.model_dir = folder.resolve()
+        self.onnx_path = onnx.resolve()
+        self.batch_size = batch_size
+        self.dimensions: int | None = None
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._output: str | None = None
+
+    @property
+    def model_name(self) -> str:
+        """Folder name, ONNX file, its size and the pooling: the embedding-cache key."""
+        size = self.onnx_path.stat().st_size
+        return f"onnx-dir:{self.model_dir.name}/{self.onnx_path.name}@{size}/{self.pooling}/{self.prefix!r}"
+
+    def _load(self) -> None:
+        if self._session is not None:
+            return
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(1, os.cpu_count() or 1)
+        try:
+            session = ort.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own classes for a corrupt graph
+            raise ValueError(f"{self.onnx_path}: onnxruntime cannot load it ({str(err).splitlines()[0]})") from None
+        states = [o for o in session.get_outputs() if len(o.shape) == 3]
+        if not states:
+            raise ValueError(f"{self.onnx_path}: no output of rank 3 (token states) to pool")
+        self._output = states[0].name
+        self._inputs = {i.name for i in session.get_inputs()}
+        missing = {"input_ids", "attention_mask"} - self._inputs
+        if missing:
+            raise ValueError(f"{self.onnx_path}: the graph lacks the inputs {sorted(missing)}")
+        try:
+            tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        except Exception as err:  # tokenizers raises a bare Exception on a broken file
+            raise ValueError(f"{self.model_dir / 'tokenizer.json'}: cannot be read ({err})") from None
+        tokenizer.enable_truncation(self.max_tokens)
+        tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]") or 0)
+        self._tokenizer, self._session = tokenizer, session
+
+    def encode(self, texts: list[str], progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Embed texts into unit-length float32 rows."""
+        texts = [self.prefix + t for t in texts]
+        self._load()
+        parts: dict[int, np.ndarray] = {}
+        # Sorting by length keeps padding short inside each batch; rows go back in order after.
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        for start in range(0, len(texts), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            encodings = self._tokenizer.encode_batch([texts[i] for i in idx])
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            feed = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self._inputs:
+                feed["token_type_ids"] = np.zeros_like(ids)
+            hidden = self._session.run([self._output], feed)[0]
+            if self.pooling == "cls":
+                pooled = hidden[:, 0]
+            else:
+                pooled = (hidden * mask[..., None]).sum(axis=1) / np.clip(mask.sum(axis=1, keepdims=True), 1, None)
+            for row, i in zip(normalise_rows(pooled), idx):
+                parts[int(i)] = row
+            if progress is not None:
+                progress(min(start + self.batch_size, len(texts)), len(texts))
+        if not parts:
+            return np.zeros((0, self.dimensions or 0), dtype=np.float32)
+        out = np.vstack([parts[i] for i in range(len(texts))])
+        self.dimensions = out.shape[1]
+        return out
+
+
+class StaticEmbedder:
+    """A static (token-table) embedding model: ``*.safetensors`` holding one matrix + ``tokenizer.json``.
+
+    The text's vector is the mean of its tokens' rows, L2-normalised: how WordLlama and
+    Model2Vec models embed, with no neural network at run time (thousands of texts a second).
+    ``social311_encoder.json`` may set ``tensor`` (the matrix's key when the file holds several)
+    and ``add_special_tokens`` (default false, as WordLlama does).
+    """
+
+    def __init__(self, model_dir: str | Path, batch_size: int = 256) -> None:
+        folder = Path(model_dir).expanduser()
+        if not folder.is_dir():
+            raise ValueError(f"{folder}: no such folder")
+        config = read_encoder_config(folder)
+        found = sorted(folder.glob("*.safetensors"))
+        if len(found) != 1:
+            raise ValueError(f"{folder}: expected one *.safetensors file, found {len(found)}")
+        if not (folder / "tokenizer.json").is_file():
+            raise ValueError(f"{folder}: no tokenizer.json beside {found[0].name}")
+        self.model_dir = folder.resolve()
+        self.weights_path = found[0].resolve()
+        self.tensor = config.get("tensor")
+        self.add_special_tokens = bool(config.get("add_special_tokens", False))
+        self.batch_size = batch_size
+        self._table: np.ndarray | None = None
+        self._tokenizer: Any = None
+
+    @property
+    def model_name(self) -> str:
+        """Folder name, weights file and its size: the embedding-cache key."""
+        return f"static:{self.model_dir.name}/{self.weights_path.name}@{self.weights_path.stat().st_size}"
+
+    @property
+    def dimensions(self) -> int:
+        self._load()
+        return int(self._table.shape[1])
+
+    def _load(self) -> None:
+        if self._table is not None:
+            return
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        try:
+            tensors = load_file(str(self.weights_path))
+        except Exception as err:  # safetensors raises its own error class on a bad header
+            raise ValueError(f"{self.weights_path}: cannot be read ({err})") from None
+        key = self.tensor or (next(iter(tensors)) if len(tensors) == 1 else None)
+        if key not in tensors or tensors[key].ndim != 2:
+            raise ValueError(f"{self.weights_path}: name the 2-D embedding matrix with \"tensor\" in "
+                             f"{ENCODER_CONFIG} (keys: {sorted(tensors)})")
+        try:
+            tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        except Exception as err:
+            raise ValueError(f"{self.model_dir / 'tokenizer.json'}: cannot be read ({err})") from None
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        self._tokenizer = tokenizer
+        self._table = np.ascontiguousarray(tensors[key], dtype=np.float32)
+
+    def encode(self, texts: list[str], progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Embed texts into unit-length float32 rows (a text with no known token is a zero row)."""
+        self._load()
+        out = np.zeros((len(texts), self._table.shape[1]), dtype=np.float32)
+        last = self._table.shape[0] - 1
+        for start in range(0, len(texts), self.batch_size):
+            batch = self._tokenizer.encode_batch(list(texts[start:start + self.batch_size]),
+                                                 add_special_tokens=self.add_special_tokens)
+            for offset, encoding in enumerate(batch):
+                ids = np.clip(np.asarray(encoding.ids, dtype=np.int64), 0, last)
+                if len(ids):
+                    out[start + offset] = self._table[ids].mean(axis=0)
+            if progress is not None:
+                progress(min(start + self.batch_size, len(texts)), len(texts))
+        return normalise_rows(out)
