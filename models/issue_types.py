@@ -177,19 +177,27 @@ def assign_types(
 
 
 def candidate_id(member_post_ids: list[str]) -> str:
-    """``cand-`` + a short hash of the smallest member post id: unchanged when later posts join."""
+    """``cand-`` + a short hash of the smallest of ``member_post_ids``.
+
+    ``propose_candidates`` passes the cluster's seed post alone, so the id is unchanged when
+    later posts join.
+    """
     return "cand-" + hashlib.sha1(min(member_post_ids).encode()).hexdigest()[:10]
 
 
-def _leader_clusters(vectors: np.ndarray, min_similarity: float, block_cells: int = 4_000_000) -> np.ndarray:
-    """Cluster labels of unit ``vectors`` in memory linear in their number.
+def _leader_clusters(vectors: np.ndarray, min_similarity: float,
+                     block_cells: int = 4_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster labels of unit ``vectors`` in memory linear in their number, and each cluster's seed.
 
     Leader pass: the posts in the order given; a post joins the cluster whose running centroid
     is most similar to it when that cosine is at least ``min_similarity``, else it starts a new
     cluster. Reassignment pass: every post moves to its most similar final centroid (one
-    k-means step), so an early post is not left behind by the centroid it seeded. Same posts in
-    the same order give the same labels, so candidate ids (from the smallest member id) are
-    stable across runs.
+    k-means step), so an early post is not left behind by the centroid it seeded.
+
+    Returns ``(labels, seeds)``: ``seeds[k]`` is the index of the post that started cluster
+    ``k``. The leader pass over a prefix of the posts is the same whatever follows it, so a
+    cluster seeded there keeps its seed when later posts are appended: candidate ids derive from
+    the seed, and stay stable across runs (the reassignment pass may move members, not seeds).
 
     Memory: the centroids (at most one per post) and a similarity block of at most
     ``block_cells`` floats, never a posts x posts matrix (agglomerative clustering's condensed
@@ -199,6 +207,7 @@ def _leader_clusters(vectors: np.ndarray, min_similarity: float, block_cells: in
     sums = np.zeros((min(n, 64), dims), dtype=np.float32)
     centroids = np.zeros_like(sums)
     labels = np.empty(n, dtype=np.int64)
+    seeds: list[int] = []
     k = 0
     for i in range(n):
         v = vectors[i]
@@ -215,13 +224,14 @@ def _leader_clusters(vectors: np.ndarray, min_similarity: float, block_cells: in
             sums, centroids = np.vstack([sums, grow]), np.vstack([centroids, grow])
         sums[k] = centroids[k] = v
         labels[i] = k
+        seeds.append(i)
         k += 1
     del sums
     centroids = centroids[:k]
     step = max(1, block_cells // max(k, 1))
     for start in range(0, n, step):
         labels[start:start + step] = (vectors[start:start + step] @ centroids.T).argmax(axis=1)
-    return labels
+    return labels, np.asarray(seeds, dtype=np.int64)
 
 
 def propose_candidates(
@@ -261,7 +271,7 @@ def propose_candidates(
     if n < max(min_cluster_size, 2):
         return []
     vectors = _normalise(np.asarray(embeddings[:n], dtype=np.float32))
-    labels = _leader_clusters(vectors, 1 - distance_threshold)
+    labels, seeds = _leader_clusters(vectors, 1 - distance_threshold)
     order = np.argsort(labels, kind="stable")  # members of each label together, in post order
     groups = np.split(order, np.flatnonzero(np.diff(labels[order])) + 1)
     groups = [g for g in groups if len(g) >= min_cluster_size]
@@ -279,7 +289,7 @@ def propose_candidates(
     terms = distinctive_terms(docs, top_k=8)
     candidates = []
     for g, top in zip(groups, terms):
-        type_id = candidate_id([post_ids[i] for i in g])
+        type_id = candidate_id([post_ids[seeds[labels[g[0]]]]])  # the seed's id: stable as posts join
         centroid = _normalise(vectors[g].mean(axis=0)).astype(np.float32)
         if type_id in taken or (known is not None and float((known @ centroid).max()) >= 1 - distance_threshold):
             continue
