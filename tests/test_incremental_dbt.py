@@ -110,6 +110,13 @@ def test_incremental_ward_join_equals_a_full_rebuild(tmp_path: Path) -> None:
     _dbt(db, tmp_path, known_points=[BUSY])
     assert {r[0]: r for r in _table(db)} == rows
 
+    # A warehouse whose table was built before the model was incremental (no hash columns).
+    with connect(db) as con:
+        con.execute("alter table int_posts_in_wards drop column inputs_hash")
+        con.execute("alter table int_posts_in_wards drop column wards_fingerprint")
+    _dbt(db, tmp_path, known_points=[BUSY])
+    assert not _ran_incrementally(tmp_path) and {r[0]: r for r in _table(db)} == rows
+
     # Redistricting: the new boundaries apply from a date, and every post is placed again.
     with connect(db) as con:
         _wards(con, "v2", 0.5, valid_from=(T0 + timedelta(hours=40)).date())
