@@ -436,8 +436,9 @@ def rerun_bench(args) -> int:
         state_path.write_text(json.dumps(state, indent=2, default=str), encoding="utf-8")
         print(f"warehouse of {args.posts:,} posts built in {state['build_process_s']} s: {base}")
     runs = {}
-    for n in [int(x) for x in args.reruns.split(",") if x.strip()]:
-        out = workdir / f"rerun-{n}.json"
+    for k, n in enumerate(int(x) for x in args.reruns.split(",") if x.strip()):
+        label = f"rerun_{n}" if f"rerun_{n}" not in runs else f"rerun_{n}_{k + 1}"  # 0,0,1000: two runs with nothing new
+        out = workdir / f"{label}.json"
         command = [sys.executable, __file__, "--posts", str(state["offset"]), "--seed", str(args.seed), "--prefilter",
                    args.prefilter, "--raw-passes", "0", "--workdir", str(base), "--rerun-new", str(n), "--out", str(out)]
         started = time.perf_counter()
@@ -446,7 +447,7 @@ def rerun_bench(args) -> int:
         run = json.loads(out.read_text(encoding="utf-8"))["runs"][f"rerun_{n}"]
         run["process_s"] = round(process_s, 1)
         run["warehouse_posts_before"] = state["offset"] + 1  # + the hostile-but-valid line
-        runs[f"rerun_{n}"] = run
+        runs[label] = run
         state["offset"] += n
         state_path.write_text(json.dumps(state, indent=2, default=str), encoding="utf-8")
     report = {"base": state, "reruns": runs}

@@ -177,8 +177,61 @@ def assign_types(
 
 
 def candidate_id(member_post_ids: list[str]) -> str:
-    """``cand-`` + a short hash of the smallest member post id: unchanged when later posts join."""
+    """``cand-`` + a short hash of the smallest of ``member_post_ids``.
+
+    ``propose_candidates`` passes the cluster's seed post alone, so the id is unchanged when
+    later posts join.
+    """
     return "cand-" + hashlib.sha1(min(member_post_ids).encode()).hexdigest()[:10]
+
+
+def _leader_clusters(vectors: np.ndarray, min_similarity: float,
+                     block_cells: int = 4_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster labels of unit ``vectors`` in memory linear in their number, and each cluster's seed.
+
+    Leader pass: the posts in the order given; a post joins the cluster whose running centroid
+    is most similar to it when that cosine is at least ``min_similarity``, else it starts a new
+    cluster. Reassignment pass: every post moves to its most similar final centroid (one
+    k-means step), so an early post is not left behind by the centroid it seeded.
+
+    Returns ``(labels, seeds)``: ``seeds[k]`` is the index of the post that started cluster
+    ``k``. The leader pass over a prefix of the posts is the same whatever follows it, so a
+    cluster seeded there keeps its seed when later posts are appended: candidate ids derive from
+    the seed, and stay stable across runs (the reassignment pass may move members, not seeds).
+
+    Memory: the centroids (at most one per post) and a similarity block of at most
+    ``block_cells`` floats, never a posts x posts matrix (agglomerative clustering's condensed
+    distance matrix is quadratic: 64 MB at 4,000 posts, 1.6 GB at 20,000).
+    """
+    n, dims = vectors.shape
+    sums = np.zeros((min(n, 64), dims), dtype=np.float32)
+    centroids = np.zeros_like(sums)
+    labels = np.empty(n, dtype=np.int64)
+    seeds: list[int] = []
+    k = 0
+    for i in range(n):
+        v = vectors[i]
+        if k:
+            sims = centroids[:k] @ v
+            j = int(sims.argmax())
+            if sims[j] >= min_similarity:
+                labels[i] = j
+                sums[j] += v
+                centroids[j] = sums[j] / max(float(np.linalg.norm(sums[j])), 1e-12)
+                continue
+        if k == len(sums):  # grow by doubling: amortised linear
+            grow = np.zeros((min(n, 2 * k) - k, dims), dtype=np.float32)
+            sums, centroids = np.vstack([sums, grow]), np.vstack([centroids, grow])
+        sums[k] = centroids[k] = v
+        labels[i] = k
+        seeds.append(i)
+        k += 1
+    del sums
+    centroids = centroids[:k]
+    step = max(1, block_cells // max(k, 1))
+    for start in range(0, n, step):
+        labels[start:start + step] = (vectors[start:start + step] @ centroids.T).argmax(axis=1)
+    return labels, np.asarray(seeds, dtype=np.int64)
 
 
 def propose_candidates(
@@ -188,14 +241,16 @@ def propose_candidates(
     existing: list[IssueType],
     min_cluster_size: int = 3,
     distance_threshold: float = 0.5,
-    max_posts: int = 4000,
+    max_posts: int = 20_000,
 ) -> list[IssueType]:
     """New candidate types from posts that matched no type.
 
-    Posts are grouped by agglomerative clustering (cosine distance, average linkage, cut at
-    ``distance_threshold``). A group of at least ``min_cluster_size`` posts becomes a candidate,
-    unless its centroid lies within ``distance_threshold`` of an existing type (already covered)
-    or its id is already taken (the same group found on an earlier run).
+    Posts are grouped by leader clustering on their normalised embeddings (``_leader_clusters``:
+    a post joins the nearest cluster whose centroid is within cosine distance
+    ``distance_threshold``, then one reassignment pass), in memory linear in the number of
+    posts. A group of at least ``min_cluster_size`` posts becomes a candidate, unless its
+    centroid lies within ``distance_threshold`` of an existing type (already covered) or its id
+    is already taken (the same group found on an earlier run).
 
     Args:
         embeddings: ``(n, dims)`` embeddings of the unmatched posts.
@@ -203,25 +258,22 @@ def propose_candidates(
         post_ids: their ids, for stable candidate ids.
         existing: types already known (mapped and candidate); never changed or renumbered.
         min_cluster_size: fewest posts that make a candidate.
-        distance_threshold: cosine distance at which clusters stop merging.
-        max_posts: at most this many posts (the first, in the order given) are clustered, since
-            agglomerative clustering needs memory quadratic in their number.
+        distance_threshold: cosine distance within which a post joins a cluster.
+        max_posts: at most this many posts (the first, in the order given) are clustered; time
+            grows with posts x clusters.
 
     Returns:
         The new candidate types only, largest cluster first.
     """
-    from sklearn.cluster import AgglomerativeClustering
-
     if not (len(embeddings) == len(texts) == len(post_ids)):
         raise ValueError("embeddings, texts and post_ids must have the same length")
     n = min(len(post_ids), max_posts)
     if n < max(min_cluster_size, 2):
         return []
     vectors = _normalise(np.asarray(embeddings[:n], dtype=np.float32))
-    labels = AgglomerativeClustering(
-        n_clusters=None, metric="cosine", linkage="average", distance_threshold=distance_threshold
-    ).fit_predict(vectors)
-    groups = [np.flatnonzero(labels == k) for k in np.unique(labels)]
+    labels, seeds = _leader_clusters(vectors, 1 - distance_threshold)
+    order = np.argsort(labels, kind="stable")  # members of each label together, in post order
+    groups = np.split(order, np.flatnonzero(np.diff(labels[order])) + 1)
     groups = [g for g in groups if len(g) >= min_cluster_size]
     # Largest first, then by member ids, so the output order is deterministic.
     groups.sort(key=lambda g: (-len(g), min(post_ids[i] for i in g)))
@@ -237,7 +289,7 @@ def propose_candidates(
     terms = distinctive_terms(docs, top_k=8)
     candidates = []
     for g, top in zip(groups, terms):
-        type_id = candidate_id([post_ids[i] for i in g])
+        type_id = candidate_id([post_ids[seeds[labels[g[0]]]]])  # the seed's id: stable as posts join
         centroid = _normalise(vectors[g].mean(axis=0)).astype(np.float32)
         if type_id in taken or (known is not None and float((known @ centroid).max()) >= 1 - distance_threshold):
             continue

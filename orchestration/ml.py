@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 import dagster as dg
 import numpy as np
 
+from social311.orchestration import model_cache
 from social311.orchestration.quality import Suite, gx_check, sql_check
 from social311.orchestration.resources import CityResource
 from social311.records import Service
@@ -46,7 +47,7 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
     from social311.models.prefilter import MODEL_NAME as PREFILTER_NAME
     from social311.models.prefilter import Prefilter
     from social311.models.history import empty_history, load_history
-    from social311.models.relevance import MAX_HISTORY, RelevanceModel
+    from social311.models.relevance import MAX_HISTORY
     from social311.models.review import labelled_posts
     from social311.models.sentiment import sentiment
 
@@ -72,8 +73,9 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
     embedder = get_embedder(cfg.embedding_backend)
     with connect(cfg.duckdb_path) as con:
         stored = stored_embeddings(con, [t for _, t, _ in todo], embedder.model_name)
-    model = RelevanceModel.from_seeds(embedder, [service_text(s) for s in services], labelled=labelled,
-                                      history=service_history.embeddings)
+    # Retrained only when its inputs changed (orchestration/model_cache.py), else read back.
+    model, model_cached = model_cache.relevance_model(cfg.duckdb_path, embedder, [service_text(s) for s in services],
+                                                      labelled, service_history.embeddings)
     threshold = cfg.thresholds.relevance
     texts = [t for _, t, _ in todo]
     clock.lap("load_and_train")
@@ -174,7 +176,7 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
                                           "reviewed_posts_in_training": int(len(labelled[1])),
                                           "history_requests_in_training": min(len(service_history), MAX_HISTORY),
                                           "mean_relevance": float(np.mean(relevance)), **prefilter_meta,
-                                          "embeddings_reused": reused[0],
+                                          "embeddings_reused": reused[0], "relevance_model_cached": model_cached,
                                           "seconds": clock.seconds()})
 
 
@@ -253,7 +255,9 @@ def issue_types(context: dg.AssetExecutionContext, city: CityResource):
         service_history = load_history(con, cfg.history.max_requests) if cfg.history.enabled else empty_history()
         classifier = ServiceClassifier.train(service_history, cfg.history.min_per_service,
                                              services={s.service_code for s in services})
-        types = with_history(typing_.service_types(services, embedder), service_history)
+        # The catalog's centroids are re-embedded only when the catalog or the model changed.
+        catalog_types, centroids_cached = model_cache.service_types(cfg.duckdb_path, services, embedder)
+        types = with_history(catalog_types, service_history)
         # Reviewers' accepted and relabelled posts refine their service's centroid (same ids).
         types = typing_.with_examples(types, typed_examples(con))
         # Column-wise: the embeddings arrive as numpy arrays, not one Python list per post
@@ -300,7 +304,8 @@ def issue_types(context: dg.AssetExecutionContext, city: CityResource):
     context.log.info(f"typed {assigned} reports; {len(unmatched)} matched no service; {len(candidates)} candidate types")
     yield dg.MaterializeResult(asset_key=ISSUE_TYPES, metadata={
         "types": type_count, "new_candidates": len(candidates), "history_requests": len(service_history),
-        "history_classifier_services": len(classifier.classes) if classifier is not None else 0})
+        "history_classifier_services": len(classifier.classes) if classifier is not None else 0,
+        "catalog_centroids_cached": centroids_cached})
     yield dg.MaterializeResult(asset_key=POST_TYPES, metadata={"typed": assigned, "untyped": len(unmatched)})
 
 

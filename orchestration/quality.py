@@ -47,6 +47,11 @@ def validate(frame: pd.DataFrame, suite: Suite) -> tuple[bool, dict[str, Any]]:
         (success, metadata) where metadata lists each failed expectation with its unexpected
         count and a few unexpected values, ready for Dagster check metadata.
     """
+    if frame.empty and all(name.startswith("ExpectColumnValues") for name, _ in suite.expectations):
+        # Every per-row expectation holds on no rows: the answer is known without importing GX
+        # (~3 s, and ~20 s on a loaded machine, for a check whose asset wrote nothing new).
+        return True, {"rows": 0, "expectations": len(suite.expectations), "failed": 0,
+                      "failures": dg.MetadataValue.json({}), "validated_by": "no rows: nothing to validate"}
     import great_expectations as gx
 
     batch_definition = _batch_definition()  # creates the context the suite below needs

@@ -93,7 +93,9 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, city: CityRes
     duckdb_path = cfg.duckdb_path
     os.environ.update(dbt_env(duckdb_path))
     # Per-city settings of the models (the default-point rule) from the city YAML.
-    yield from dbt.cli([*PRODUCTION_BUILD, "--vars", json.dumps(dbt_vars(cfg))], context=context,
+    # Incremental models (int_posts_in_wards) rebuild in full on request: SOCIAL311_DBT_FULL_REFRESH=1.
+    full = ["--full-refresh"] if os.environ.get("SOCIAL311_DBT_FULL_REFRESH") == "1" else []
+    yield from dbt.cli([*PRODUCTION_BUILD, *full, "--vars", json.dumps(dbt_vars(cfg))], context=context,
                        target_path=target_dir(duckdb_path)).stream()
 
 

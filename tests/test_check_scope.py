@@ -19,3 +19,18 @@ def test_a_full_check_is_due_first_then_once_per_period(tmp_path, monkeypatch):
         record_full_check(con, "signals")
         monkeypatch.setenv("SOCIAL311_FULL_CHECKS", "1")
         assert full_check_due(con, "signals"), "an operator can ask for a full check"
+
+
+def test_no_rows_pass_row_expectations_without_gx_but_not_a_row_count():
+    import pandas as pd
+
+    from social311.orchestration.quality import Suite, validate
+
+    rows = Suite(name="rows", expectations=(("ExpectColumnValuesToBeUnique", {"column": "post_id"}),))
+    passed, meta = validate(pd.DataFrame({"post_id": pd.Series([], dtype="string")}), rows)
+    assert passed and meta["rows"] == 0 and "validated_by" in meta
+    counted = Suite(name="count", expectations=(("ExpectTableRowCountToBeBetween", {"min_value": 1}),))
+    passed, meta = validate(pd.DataFrame({"post_id": pd.Series([], dtype="string")}), counted)
+    assert not passed and meta["failed"] == 1  # GX decides, and an empty table fails it
+    passed, _ = validate(pd.DataFrame({"post_id": ["a", "a"]}), rows)
+    assert not passed

@@ -130,3 +130,36 @@ def test_reviewed_examples_pull_a_centroid_without_renaming_it(types):
     assert abs(np.linalg.norm(after.centroid) - 1) < 1e-5
     assert all(a is b for a, b in zip(moved, types) if a.service_code != "SL 2")  # others untouched
     assert with_examples(types, {}) == types
+
+
+def _blobs(n: int, centres: int = 40, seed: int = 0) -> np.ndarray:
+    """``n`` unit vectors around ``centres`` random directions (384 dims), in a shuffled order."""
+    rng = np.random.default_rng(seed)
+    middle = rng.normal(size=(centres, 384))
+    vectors = middle[rng.integers(0, centres, n)] + 0.4 * rng.normal(size=(n, 384))  # cosine ~0.93 to its centre
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_candidate_clustering_memory_is_linear_in_the_posts():
+    import tracemalloc
+
+    vectors = _blobs(20_000)
+    ids = [f"p{k:05d}" for k in range(len(vectors))]
+    tracemalloc.start()
+    try:
+        found = propose_candidates(vectors, ["scooter sidewalk"] * len(ids), ids, [], max_posts=len(ids))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(found) == 40  # one candidate per blob
+    # A pairwise distance matrix of 20,000 posts is 1.6 GB (condensed, float64); the vectors are 31 MB.
+    assert peak < 150 * 2**20, f"peak {peak / 2**20:.0f} MB"
+
+
+def test_candidate_ids_stay_when_later_posts_are_appended():
+    vectors = _blobs(3_000, centres=25, seed=1)
+    ids = [f"p{k:05d}" for k in range(len(vectors))]
+    texts = ["pile of scooters on the sidewalk"] * len(ids)
+    before = {c.type_id for c in propose_candidates(vectors[:2_500], texts[:2_500], ids[:2_500], [], max_posts=3_000)}
+    after = {c.type_id for c in propose_candidates(vectors, texts, ids, [], max_posts=3_000)}
+    assert len(before) == 25 and before == after

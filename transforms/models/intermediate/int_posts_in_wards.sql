@@ -2,6 +2,32 @@
 -- were in force on the post's date. Points on a shared edge go to the lowest ward id, so the
 -- result is deterministic; located points outside every ward are kept and flagged; a
 -- geocoder's default point (int_default_points) gets low confidence and no ward.
+--
+-- Incremental: a row is a function of its post's own inputs (the post, its signals, type and
+-- location, whether its point is a default point) and of the ward boundaries. Each row keeps a
+-- hash of its inputs (inputs_hash) and of the boundaries (wards_fingerprint); a run recomputes
+-- (delete+insert on post_id) only the posts that are new or whose inputs hash changed (a type
+-- that arrived later, a point that became a default point), and every post when the boundaries
+-- changed. The hashes are computed without the spatial join, which runs on those posts only.
+-- Posts gone from staging are deleted (post_hook). `dbt build --full-refresh` rebuilds it all;
+-- tests/test_incremental_dbt.py checks both give the same table. A table built before it was
+-- incremental is rebuilt in full once, gaining the two hash columns (sync_all_columns).
+{{
+    config(
+        materialized='incremental',
+        unique_key='post_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='sync_all_columns',
+        post_hook="delete from {{ this }} where post_id not in (select post_id from {{ ref('stg_social__posts') }})"
+    )
+}}
+{#- A table built before this model was incremental lacks the hash columns: build it in full once. -#}
+{%- set can_increment = false -%}
+{%- if is_incremental() -%}
+    {%- set built_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+    {%- set can_increment = 'inputs_hash' in built_columns and 'wards_fingerprint' in built_columns -%}
+{%- endif %}
+
 with
 
 posts as (
@@ -43,15 +69,12 @@ wards as (
 
 ),
 
-located as (
+wards_fingerprint as (
 
-    select
-        locations.*,
-        posts.is_repost,
-        cast(posts.created_at as date) as post_date
-    from locations
-    inner join posts using (post_id)
-    where locations.lat is not null
+    -- Any change of a ward's id, version, dates or shape changes it (order-independent).
+    select coalesce(bit_xor(hash(ward_id, boundary_version, valid_from, valid_to, st_aswkb(geom))), 0)
+        as wards_fingerprint
+    from wards
 
 ),
 
@@ -60,6 +83,55 @@ default_points as (
     -- A geocoder's fallback, decided from evidence in int_default_points (busy real addresses
     -- keep their ward). Text matches are exempt: residents naming one corner share its point.
     select lat, lon from {{ ref('int_default_points') }} where is_default
+
+),
+
+inputs as (
+
+    select
+        posts.post_id,
+        hash(
+            posts.post_id, posts.source_name, posts.post_text, posts.created_at, posts.ingested_at,
+            posts.is_repost, posts.repost_of_post_id, posts.is_mentioning_city,
+            signals.relevance, signals.is_report, signals.sentiment,
+            types.type_id, types.service_code, types.type_similarity,
+            locations.lat, locations.lon, locations.location_method, locations.location_confidence,
+            default_points.lat is not null and locations.location_method in ('geotag', 'place_bbox')
+        ) as inputs_hash
+    from posts
+    left join signals using (post_id)
+    left join types using (post_id)
+    left join locations using (post_id)
+    left join default_points
+        on locations.lat = default_points.lat and locations.lon = default_points.lon
+
+),
+
+todo as (
+
+    -- The posts this run (re)computes: all of them on a full build.
+    select inputs.post_id, inputs.inputs_hash
+    from inputs
+    {% if can_increment %}
+    left join {{ this }} as built
+        on built.post_id = inputs.post_id and built.inputs_hash = inputs.inputs_hash
+    where built.post_id is null
+        or (select max(wards_fingerprint) from {{ this }})
+        is distinct from (select wards_fingerprint from wards_fingerprint)
+    {% endif %}
+
+),
+
+located as (
+
+    select
+        locations.*,
+        posts.is_repost,
+        cast(posts.created_at as date) as post_date
+    from locations
+    inner join posts using (post_id)
+    inner join todo using (post_id)
+    where locations.lat is not null
 
 ),
 
@@ -145,8 +217,11 @@ final as (
         ward_of_post.boundary_version,
         locations.lat is not null
         and not coalesce(flagged.is_default_point, false)
-        and ward_of_post.ward_id is null as is_outside_wards
+        and ward_of_post.ward_id is null as is_outside_wards,
+        todo.inputs_hash,
+        (select wards_fingerprint from wards_fingerprint) as wards_fingerprint
     from posts
+    inner join todo using (post_id)
     left join signals using (post_id)
     left join types using (post_id)
     left join locations using (post_id)

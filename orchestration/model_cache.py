@@ -1,0 +1,116 @@
+"""Models and centroids cached by the hash of their inputs, beside the warehouse.
+
+A scheduled run every 15 minutes retrained the relevance model and re-embedded the service
+catalog even when nothing they learn from had changed. Each is now keyed by a SHA-256 of
+everything it is computed from (the embedding model's name, the packaged seeds, the catalog's
+texts, reviewers' labels, the 311 history's embeddings, and the source of the code that
+computes it), and read back from ``<warehouse>.model-cache/`` when the key matches. A change
+to any input is a new key: the model is computed again, never served stale. Only the latest
+file of each kind is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def cache_dir(duckdb_path: str | Path) -> Path:
+    """``<stem>.model-cache`` beside the warehouse file (one cache per warehouse)."""
+    path = Path(duckdb_path)
+    return path.with_name(f"{path.stem}.model-cache")
+
+
+def inputs_key(*parts: Any) -> str:
+    """SHA-256 (hex, 24 chars) of ``parts``: strings, bytes, numpy arrays, numbers, lists/tuples of them."""
+    digest = hashlib.sha256()
+
+    def feed(part: Any) -> None:
+        if isinstance(part, np.ndarray):
+            array = np.ascontiguousarray(part)
+            digest.update(f"nd{array.dtype.str}{array.shape}".encode())
+            digest.update(array.tobytes())
+        elif isinstance(part, (list, tuple)):
+            digest.update(f"seq{len(part)}".encode())
+            for item in part:
+                feed(item)
+        elif isinstance(part, bytes):
+            digest.update(b"b%d:" % len(part) + part)
+        else:
+            text = str(part).encode()
+            digest.update(b"s%d:" % len(text) + text)
+
+    for part in parts:
+        feed(part)
+    return digest.hexdigest()[:24]
+
+
+def _source(module: Any) -> bytes:
+    """The bytes of a module's source file: a code change invalidates what it computed."""
+    return Path(module.__file__).read_bytes()
+
+
+def _store(path: Path, write: Any) -> None:
+    """``write(tmp_path)``, then move it into place atomically and drop older files of the same kind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+    kind = path.name.split("-", 1)[0]
+    for old in path.parent.glob(f"{kind}-*.json"):
+        if old != path:
+            old.unlink(missing_ok=True)
+
+
+def relevance_model(duckdb_path: str | Path, embedder: Any, service_texts: list[str],
+                    labelled: tuple[np.ndarray, np.ndarray], history: np.ndarray) -> tuple[Any, bool]:
+    """``RelevanceModel.from_seeds`` with these inputs, read from the cache when they did not change.
+
+    Returns:
+        ``(model, hit)``: ``hit`` is True when the model came from the cache.
+    """
+    from social311.models import relevance
+    from social311.models.relevance import RelevanceModel, load_seeds
+
+    key = inputs_key("relevance", embedder.model_name, _source(relevance), load_seeds(), list(service_texts),
+                     np.asarray(labelled[0], dtype=np.float32), np.asarray(labelled[1], dtype=np.int64),
+                     np.asarray(history, dtype=np.float32))
+    path = cache_dir(duckdb_path) / f"relevance-{key}.json"
+    if path.exists():
+        try:
+            return RelevanceModel.load(path), True
+        except (ValueError, KeyError, OSError, json.JSONDecodeError):
+            path.unlink(missing_ok=True)  # a damaged file is recomputed, never trusted
+    model = RelevanceModel.from_seeds(embedder, service_texts, labelled=labelled, history=history)
+    _store(path, model.save)
+    return model, False
+
+
+def service_types(duckdb_path: str | Path, services: list, embedder: Any) -> tuple[list, bool]:
+    """``issue_types.service_types`` (the catalog's embedded centroids), cached by catalog and model.
+
+    Returns:
+        ``(types, hit)``; on a hit the embedding model is not used (not even loaded).
+    """
+    from social311.models import issue_types as typing_
+
+    key = inputs_key("service_types", embedder.model_name, _source(typing_),
+                     [(s.service_code, s.service_name, s.description, list(s.keywords)) for s in services])
+    path = cache_dir(duckdb_path) / f"servicetypes-{key}.json"
+    if path.exists():
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))["types"]
+            return [typing_.IssueType(r["type_id"], r["label"], r["service_code"], r["status"],
+                                      np.asarray(r["centroid"], dtype=np.float32), tuple(r["top_terms"])) for r in rows], True
+        except (ValueError, KeyError, OSError):
+            path.unlink(missing_ok=True)
+    types = typing_.service_types(services, embedder)
+    payload = {"types": [{"type_id": t.type_id, "label": t.label, "service_code": t.service_code, "status": t.status,
+                          "centroid": t.centroid.tolist(), "top_terms": list(t.top_terms)} for t in types]}
+    _store(path, lambda tmp: tmp.write_text(json.dumps(payload), encoding="utf-8"))
+    return types, False

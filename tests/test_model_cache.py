@@ -1,0 +1,82 @@
+"""Models and centroids cached by the hash of their inputs (orchestration/model_cache.py), real model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from social311.models.embeddings import get_embedder
+from social311.models.issue_types import service_types as embed_service_types
+from social311.models.relevance import RelevanceModel
+from social311.orchestration import model_cache
+from social311.records import Service
+
+SERVICES = [
+    Service(service_code="POT-01", service_name="Pothole in Street", description="Report a pothole or damaged road surface"),
+    Service(service_code="SL 2", service_name="Street Light Out", description="A street light is dark", keywords=("lamp",)),
+]
+
+
+class CountingEmbedder:
+    """The real embedder, counting how many texts it was asked to embed."""
+
+    def __init__(self) -> None:
+        self.inner = get_embedder()
+        self.model_name = self.inner.model_name
+        self.texts = 0
+
+    def encode(self, texts, **kwargs):
+        self.texts += len(texts)
+        return self.inner.encode(texts, **kwargs)
+
+
+@pytest.fixture()
+def embedder():
+    return CountingEmbedder()
+
+
+def _no_labels():
+    return np.zeros((0, 384), dtype=np.float32), np.zeros(0, dtype=int)
+
+
+def test_relevance_model_reused_until_an_input_changes(tmp_path, embedder):
+    db = tmp_path / "city.duckdb"
+    texts = ["Pothole in Street. Report a pothole"]
+    history = embedder.inner.encode(["pothole reported at 5th and main", "street light out on elm"])
+    first, hit = model_cache.relevance_model(db, embedder, texts, _no_labels(), history)
+    assert not hit and embedder.texts > 0
+    embedded = embedder.texts
+    again, hit = model_cache.relevance_model(db, embedder, texts, _no_labels(), history)
+    assert hit and embedder.texts == embedded  # nothing embedded, nothing trained
+    probe = embedder.inner.encode(["huge pothole on my street", "lovely brunch today"])
+    assert np.allclose(again.predict_proba(probe), first.predict_proba(probe))
+    # A reviewer's label is a new input: a new model, equal to one trained from scratch.
+    labelled = (embedder.inner.encode(["the bins were not collected"]), np.array([1]))
+    changed, hit = model_cache.relevance_model(db, embedder, texts, labelled, history)
+    assert not hit
+    fresh = RelevanceModel.from_seeds(embedder.inner, texts, labelled=labelled, history=history)
+    assert np.allclose(changed.predict_proba(probe), fresh.predict_proba(probe))
+    assert len(list(model_cache.cache_dir(db).glob("relevance-*.json"))) == 1  # only the latest is kept
+
+
+def test_damaged_cache_file_is_recomputed(tmp_path, embedder):
+    db = tmp_path / "city.duckdb"
+    model_cache.relevance_model(db, embedder, [], _no_labels(), np.zeros((0, 384), dtype=np.float32))
+    (path,) = model_cache.cache_dir(db).glob("relevance-*.json")
+    path.write_text("{not json", encoding="utf-8")
+    model, hit = model_cache.relevance_model(db, embedder, [], _no_labels(), np.zeros((0, 384), dtype=np.float32))
+    assert not hit and model.coef is not None and path.exists()
+
+
+def test_catalog_centroids_cached_by_catalog(tmp_path, embedder):
+    db = tmp_path / "city.duckdb"
+    first, hit = model_cache.service_types(db, SERVICES, embedder)
+    assert not hit
+    embedded = embedder.texts
+    again, hit = model_cache.service_types(db, SERVICES, embedder)
+    assert hit and embedder.texts == embedded
+    assert [t.type_id for t in again] == [t.type_id for t in first]
+    assert all(np.allclose(a.centroid, b.centroid) and a.top_terms == b.top_terms for a, b in zip(again, first))
+    grown = [*SERVICES, Service(service_code="GRAF", service_name="Graffiti Removal", description="Paint on walls")]
+    more, hit = model_cache.service_types(db, grown, embedder)
+    assert not hit and [t.type_id for t in more] == [t.type_id for t in embed_service_types(grown, embedder.inner)]
