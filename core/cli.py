@@ -268,6 +268,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from social311.models.gis_eval import run_cli
 
         return run_cli(args)
+    if args.task == "lodo":
+        return _eval_lodo(args)
     from social311.models.evaluation import runner
 
     if args.model_dir and not Path(args.model_dir).expanduser().is_dir():
@@ -305,6 +307,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(runner.format_table(result))
     runner.write(result, Path(args.out))
     print(f"\nWritten to {args.out}")
+    return EXIT_OK
+
+
+def _eval_lodo(args: argparse.Namespace) -> int:
+    """``eval --task lodo``: each shared set held out once, every model trained on the others."""
+    import json
+
+    from social311.models.embeddings import get_embedder
+    from social311.models.evaluation import lodo
+    from social311.models.evaluation.datasets import default_data_dir
+
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    if not data_dir.is_dir():
+        raise CliError(f"eval --task lodo: no shared data at {data_dir} (set SOCIAL311_SHARED_DATA or --data-dir)")
+    try:
+        rows = lodo.relevance(data_dir, get_embedder(args.backend), log=lambda m: print(m, file=sys.stderr))
+    except FileNotFoundError as exc:
+        raise CliError(f"eval --task lodo: {exc}") from None
+    print(lodo.format_table(rows))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"data_dir": str(data_dir), "backend": args.backend, "lodo_relevance": rows}, indent=2),
+                   encoding="utf-8")
+    print(f"\nWritten to {out}")
     return EXIT_OK
 
 
@@ -415,8 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", default=".social311/eval.json", help="where the JSON result goes")
     evaluate.add_argument("--data-dir", help="the shared data folder (default SOCIAL311_SHARED_DATA or ../shared/data)")
     evaluate.add_argument("--backend", default="onnx-int8", choices=("torch", "onnx-int8", "onnx-fp32"))
-    evaluate.add_argument("--task", choices=("relevance", "complaint", "service_type", "ward", "geocode"),
-                          help="with --data: what the labels are; ward / geocode: the city's cases against its GIS")
+    evaluate.add_argument("--task", choices=("relevance", "complaint", "service_type", "ward", "geocode", "lodo"),
+                          help="with --data: what the labels are; ward / geocode: the city's cases against its GIS; "
+                               "lodo: leave-one-dataset-out over the shared labelled sets")
     evaluate.add_argument("--data", help="any labelled CSV to evaluate on (cross-validated unless --train)")
     evaluate.add_argument("--text-column")
     evaluate.add_argument("--label-column")
