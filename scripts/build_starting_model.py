@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     provenance = {
         "model": "social311.models.combined.CombinedModel (relevance starting point)",
         "file": target.name, "file_sha256": sha256(target), "file_bytes": target.stat().st_size,
-        "command": "python scripts/build_starting_model.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(["python scripts/build_starting_model.py", *(argv if argv is not None else sys.argv[1:])]),
         "inputs": [{"path": str(f.relative_to(args.data_dir)), "sha256": sha256(f)} for f in files],
         "rows": {s[0]: {"rows": int(len(s[3])), "positives": int(np.sum(s[3]))} for s in sets},
         "weighting": "each set weighs the same in total; classes balanced by total weight",
