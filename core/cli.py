@@ -330,8 +330,10 @@ def _eval_lodo(args: argparse.Namespace) -> int:
             rows = learning.run_shared(data_dir, get_embedder(args.backend), log=say)
             table, key = learning.format_table(rows), "learning_curves"
         else:
-            rows = lodo.relevance(data_dir, get_embedder(args.backend), log=say)
-            table, key = lodo.format_table(rows), "lodo_relevance"
+            embedder = get_embedder(args.backend)
+            typing_rows = lodo.typing(data_dir, embedder, log=say)
+            rows = {"relevance": lodo.relevance(data_dir, embedder, log=say), "typing": typing_rows}
+            table, key = lodo.format_table(rows["relevance"]) + "\n\n" + lodo.format_typing_table(typing_rows), "lodo"
     except FileNotFoundError as exc:
         raise CliError(f"eval --task {args.task}: {exc}") from None
     print(table)
