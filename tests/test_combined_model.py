@@ -126,3 +126,29 @@ def test_city_labels_shift_the_prior(embedder):
     # The prior still counts: with no prior, the same seeds give another probability.
     plain = city_model(embedder, starting=None).predict_proba(probe, probe_vector)[0]
     assert abs(plain - before) > 1e-3
+
+
+def test_type_classifier_types_posts_from_catalog_history_and_reviews(embedder):
+    from social311.models.issue_types import TypeClassifier, assign_types, service_types
+    from social311.records import Service
+
+    services = [Service(service_code="PH", service_name="Pothole", description="Holes in the road surface"),
+                Service(service_code="SL", service_name="Street light out", description="Broken street lamps"),
+                Service(service_code="GR", service_name="Graffiti removal", description="Paint on walls")]
+    history = ["big hole in the asphalt on 5th ave", "lamp post dark all week", "tags sprayed on the school wall"]
+    reviewed = (["crater in the road ate my tyre"], ["PH"], embedder.encode(["crater in the road ate my tyre"]))
+    classifier = TypeClassifier.train(services, embedder, history_texts=history, history_codes=["PH", "SL", "GR"],
+                                      history_embeddings=embedder.encode(history), reviewed=reviewed)
+    assert set(classifier.classes) == {"PH", "SL", "GR"}
+    posts = ["There is a massive pothole outside my house", "The street light on Elm St is out again",
+             "Someone sprayed graffiti all over the bus shelter"]
+    vectors = embedder.encode(posts)
+    proba = classifier.predict_proba(vectors, texts=posts)
+    assert proba.shape == (3, 3) and np.allclose(proba.sum(axis=1), 1)
+    assert [classifier.classes[i] for i in proba.argmax(axis=1)] == ["PH", "SL", "GR"]
+    types = service_types(services, embedder)
+    chosen = assign_types(vectors, types, 0.3, classifier=classifier, texts=posts)
+    assert [t for t, _ in chosen] == ["svc-ph", "svc-sl", "svc-gr"]
+    with pytest.raises(ValueError, match="texts"):
+        classifier.predict_proba(vectors)
+    assert TypeClassifier.train(services[:1], embedder) is None  # one service: nothing to choose between
