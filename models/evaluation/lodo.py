@@ -31,23 +31,28 @@ ROWS = ("tfidf", "embedding-lr", "starting", "pipeline")
 MUMBAI_TO_COMMON = {3: "pothole", 12: "sanitation", 7: "noise", 5: "parking"}
 
 
-def public_sets(data_dir: Path, embedder, log=print, exclude: set[str] = frozenset()):
+def public_sets(data_dir: Path, embedder, log=print, exclude: set[str] = frozenset(), strict: bool = True):
     """``[(name, texts, embeddings, labels, files)]``: Mumbai, ACL and each CrisisLexT6 event.
 
-    ``exclude``: names to leave out. Raises ``FileNotFoundError`` naming a missing set.
+    ``exclude``: names to leave out. A missing set raises ``FileNotFoundError`` naming it, or
+    with ``strict=False`` is left out.
     """
     out = []
     for loader, name in ((datasets.mumbai_relevance, "mumbai complaint"), (datasets.acl_complaints, "acl2019 complaint")):
         data = loader(data_dir)
         if data is None:
-            raise FileNotFoundError(f"{name} not found under {data_dir}")
+            if strict:
+                raise FileNotFoundError(f"{name} not found under {data_dir}")
+            continue
         if name in exclude:
             continue
         out.append((name, data.texts, cached_encode(embedder, data.texts, data.source, log=log), data.labels,
                     [data.source]))
     crisis = datasets.crisislex(data_dir)
     if crisis is None:
-        raise FileNotFoundError(f"CrisisLexT6 not found under {data_dir}")
+        if strict:
+            raise FileNotFoundError(f"CrisisLexT6 not found under {data_dir}")
+        return out
     vectors = cached_encode(embedder, crisis.texts, crisis.source, log=log)
     files = sorted((data_dir / "tweets" / "crisislex_t6").glob("*.csv"))
     for event in sorted(set(crisis.groups.tolist())):
@@ -66,11 +71,18 @@ LOADER_SETS = {"mumbai_relevance": ("mumbai complaint",), "acl_complaints": ("ac
 
 
 def starting_without(data_dir: Path, embedder, loader_name: str, log=print):
-    """A starting model built like the shipped one from every public set except ``loader_name``'s."""
+    """A starting model built like the shipped one from every public set except ``loader_name``'s.
+
+    Sets absent from ``data_dir`` are left out; with none left (or one class only) there is no
+    prior (None), and the caller's pipeline row is the seeds and its labels alone.
+    """
     from social311.models.combined import train_starting
 
     prefixes = LOADER_SETS.get(loader_name, ())
-    sets = [s for s in public_sets(data_dir, embedder, log=log) if not s[0].startswith(prefixes)]
+    sets = [s for s in public_sets(data_dir, embedder, log=log, strict=False) if not s[0].startswith(prefixes)]
+    if not sets or len(np.unique(np.concatenate([s[3] for s in sets]))) < 2:
+        log(f"  no other public set under {data_dir}: the pipeline row has no starting model")
+        return None
     return train_starting([s[:4] for s in sets])
 
 
