@@ -18,8 +18,9 @@ from social311.models.evaluation.cache import cached_encode
 BINARY_TASKS = ("relevance", "complaint")
 #: What the ``pipeline`` row is trained on, said under the table.
 PIPELINE_RELEVANCE = ("the pipeline's relevance model (models/combined.py: hashed n-grams + embedding, Platt-calibrated, "
-                      "threshold 0.5) trained on its seeds plus the training part as review labels, over the shipped "
-                      "starting model as a prior (no catalog, no 311 history)")
+                      "threshold 0.5) trained on its seeds plus the training part as review labels, over a starting "
+                      "model as a prior (for a shared set one rebuilt without it, else the shipped one; "
+                      "no catalog, no 311 history)")
 PIPELINE_TYPING = ("the pipeline's typing (catalog = the label names; the training part as the city's 311 history: "
                    "centroids + combined classifier on n-grams and embeddings; untyped counts as wrong)")
 
