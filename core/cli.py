@@ -268,6 +268,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from social311.models.gis_eval import run_cli
 
         return run_cli(args)
+    if args.task in ("lodo", "learning"):
+        return _eval_lodo(args)
     from social311.models.evaluation import runner
 
     if args.model_dir and not Path(args.model_dir).expanduser().is_dir():
@@ -312,6 +314,41 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(runner.format_table(result))
     runner.write(result, Path(args.out))
     print(f"\nWritten to {args.out}")
+    return EXIT_OK
+
+
+def _eval_lodo(args: argparse.Namespace) -> int:
+    """``eval --task lodo`` (each shared set held out once, every model trained on the others) and
+    ``eval --task learning`` (F1 against reviewed labels, random and uncertainty selection)."""
+    import json
+
+    from social311.models.embeddings import get_embedder
+    from social311.models.evaluation import lodo
+    from social311.models.evaluation.datasets import default_data_dir
+
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    if not data_dir.is_dir():
+        raise CliError(f"eval --task lodo: no shared data at {data_dir} (set SOCIAL311_SHARED_DATA or --data-dir)")
+    say = lambda m: print(m, file=sys.stderr)  # noqa: E731 - progress goes to stderr
+    try:
+        if args.task == "learning":
+            from social311.models.evaluation import learning
+
+            rows = learning.run_shared(data_dir, get_embedder(args.backend), log=say)
+            table, key = learning.format_table(rows), "learning_curves"
+        else:
+            embedder = get_embedder(args.backend)
+            typing_rows = lodo.typing(data_dir, embedder, log=say)
+            rows = {"relevance": lodo.relevance(data_dir, embedder, log=say), "typing": typing_rows}
+            table, key = lodo.format_table(rows["relevance"]) + "\n\n" + lodo.format_typing_table(typing_rows), "lodo"
+    except FileNotFoundError as exc:
+        raise CliError(f"eval --task {args.task}: {exc}") from None
+    print(table)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"data_dir": str(data_dir), "backend": args.backend, key: rows}, indent=2),
+                   encoding="utf-8")
+    print(f"\nWritten to {out}")
     return EXIT_OK
 
 
@@ -422,8 +459,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", default=".social311/eval.json", help="where the JSON result goes")
     evaluate.add_argument("--data-dir", help="the shared data folder (default SOCIAL311_SHARED_DATA or ../shared/data)")
     evaluate.add_argument("--backend", default="onnx-int8", choices=("torch", "onnx-int8", "onnx-fp32"))
-    evaluate.add_argument("--task", choices=("relevance", "complaint", "service_type", "ward", "geocode"),
-                          help="with --data: what the labels are; ward / geocode: the city's cases against its GIS")
+    evaluate.add_argument("--task", choices=("relevance", "complaint", "service_type", "ward", "geocode", "lodo", "learning"),
+                          help="with --data: what the labels are; ward / geocode: the city's cases against its GIS; "
+                               "lodo: leave-one-dataset-out over the shared labelled sets; "
+                               "learning: F1 against reviewed labels on the shared sets")
     evaluate.add_argument("--data", help="any labelled CSV to evaluate on (cross-validated unless --train)")
     evaluate.add_argument("--text-column")
     evaluate.add_argument("--label-column")

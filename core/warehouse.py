@@ -212,6 +212,11 @@ TABLES: dict[str, str] = {
     "ml.post_types": """
         post_id VARCHAR PRIMARY KEY, type_id VARCHAR NOT NULL, service_code VARCHAR,
         similarity DOUBLE NOT NULL, assigned_at TIMESTAMPTZ""",
+    # Posts below the relevance threshold in a language the model cannot read (models/language.py):
+    # not chatter, but for a person to read.
+    "ml.language_review": """
+        post_id VARCHAR PRIMARY KEY, lang VARCHAR NOT NULL, confidence DOUBLE, relevance DOUBLE,
+        reason VARCHAR NOT NULL, routed_at TIMESTAMPTZ""",
     "ml.post_locations": """
         post_id VARCHAR PRIMARY KEY, lat DOUBLE, lon DOUBLE, method VARCHAR NOT NULL,
         confidence DOUBLE NOT NULL, matched_text VARCHAR, place_id VARCHAR, located_at TIMESTAMPTZ""",

@@ -34,6 +34,7 @@ class History:
 
     codes: np.ndarray  # (n,) object array of service codes
     embeddings: np.ndarray  # (n, dims) float32
+    texts: tuple[str, ...] = ()  # the request descriptions, when loaded (the combined model reads them)
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -46,13 +47,14 @@ def empty_history(dims: int = 384) -> History:
 
 def load_history(con, limit: int | None = None) -> History:
     """The stored, embedded history, newest first (``limit`` rows at most)."""
-    sql = ("select service_code, embedding from ml.service_history where embedding is not null "
+    sql = ("select service_code, embedding, description from ml.service_history where embedding is not null "
            "order by requested_datetime desc nulls last, service_request_id")
     columns = con.execute(sql + (" limit ?" if limit is not None else ""), [limit] if limit is not None else []).fetchnumpy()
     if not len(columns["service_code"]):
         return empty_history()
     # fetchnumpy: one array per embedding, ~20x faster than Python lists for 5,000 rows.
-    return History(np.asarray(columns["service_code"], dtype=object), np.stack(columns["embedding"]).astype(np.float32))
+    return History(np.asarray(columns["service_code"], dtype=object), np.stack(columns["embedding"]).astype(np.float32),
+                   tuple(str(t) for t in columns["description"].tolist()))
 
 
 def history_examples(history: History) -> dict[str, np.ndarray]:

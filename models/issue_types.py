@@ -127,9 +127,74 @@ CLASSIFIER_WEIGHT = 0.25
 CLASSIFIER_MAX_LIFT = 0.1
 
 
+class TypeClassifier:
+    """The production model (``models/combined.py``) over the city's services: which service a post is.
+
+    Trained on everything the city has: each service's catalog text and templated phrasings
+    (so every service is a class from day one), the 311 history (texts of past requests, the
+    history's total weight capped like relevance's), and the posts reviewers accepted or
+    relabelled (weight ``REVIEW_WEIGHT``). Temperature-calibrated over all services. It reads
+    the text as well as the embedding: pass ``texts`` to ``assign_types``.
+    """
+
+    reads_text = True
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.classes = tuple(str(c) for c in model.classes)
+
+    @classmethod
+    def train(cls, services: list[Service], embedder: Any, history_texts: list[str] | None = None,
+              history_codes: list[str] | None = None, history_embeddings: np.ndarray | None = None,
+              reviewed: tuple[list[str], list[str], np.ndarray] | None = None, max_history: int = 2000,
+              review_weight: float = 2.0) -> TypeClassifier | None:
+        """Fit on the catalog, the history and the reviewed posts; None with fewer than two services.
+
+        Args:
+            services: the catalog (its codes are the classes; history rows of other codes are left out).
+            embedder: encodes the catalog texts.
+            history_texts / history_codes / history_embeddings: past requests, newest first.
+            reviewed: ``(texts, service codes, embeddings)`` of reviewed posts.
+        """
+        from social311.models.combined import CombinedModel
+
+        unique = list({s.service_code: s for s in reversed(services)}.values())[::-1]
+        if len(unique) < 2:
+            return None
+        groups = [_service_texts(s) for s in unique]
+        texts = [t for g in groups for t in g]
+        codes = [s.service_code for s, g in zip(unique, groups) for _ in g]
+        vectors = [np.asarray(embedder.encode(texts), dtype=np.float32)]
+        weights = [np.ones(len(texts))]
+        known = {s.service_code for s in unique}
+        if history_texts:
+            rows = [i for i in range(min(len(history_texts), len(history_codes))) if history_codes[i] in known][:max_history]
+            if rows:
+                texts += [history_texts[i] for i in rows]
+                codes += [history_codes[i] for i in rows]
+                vectors.append(np.asarray(history_embeddings, dtype=np.float32)[rows])
+                # The history together weighs at most as much as the catalog texts, at most 1 a row.
+                weights.append(np.full(len(rows), min(1.0, len(groups) * len(groups[0]) / len(rows))))
+        if reviewed is not None and len(reviewed[0]):
+            keep = [i for i, c in enumerate(reviewed[1]) if c in known]
+            texts += [reviewed[0][i] for i in keep]
+            codes += [reviewed[1][i] for i in keep]
+            vectors.append(np.asarray(reviewed[2], dtype=np.float32)[keep])
+            weights.append(np.full(len(keep), review_weight))
+        model = CombinedModel(folds=3).fit(texts, np.vstack(vectors), np.array(codes, dtype=object).astype(str),
+                                           sample_weight=np.concatenate(weights))
+        return cls(model)
+
+    def predict_proba(self, embeddings: np.ndarray, texts: list[str] | None = None) -> np.ndarray:
+        """``(n, len(classes))`` calibrated probabilities; ``texts`` are required."""
+        if texts is None:
+            raise ValueError("TypeClassifier reads the posts' texts: pass texts")
+        return self.model.predict_proba(list(texts), embeddings)
+
+
 def assign_types(
     embeddings: np.ndarray, types: list[IssueType], min_similarity: float, classifier: Any = None,
-    classifier_weight: float = CLASSIFIER_WEIGHT,
+    classifier_weight: float = CLASSIFIER_WEIGHT, texts: list[str] | None = None,
 ) -> list[tuple[str | None, float]]:
     """The most similar type of each post, optionally helped by a service classifier.
 
@@ -148,6 +213,7 @@ def assign_types(
         min_similarity: cosine below which a post gets no type.
         classifier: anything with ``classes`` (service codes) and ``predict_proba(embeddings)``.
         classifier_weight: the ``weight`` above.
+        texts: the posts' texts, for a classifier that reads them (``TypeClassifier``).
 
     Returns:
         ``(type_id or None, cosine)`` per post: the cosine to the best-scoring type, reported
@@ -162,7 +228,8 @@ def assign_types(
     floor = min_similarity
     if classifier is not None and len(classifier.classes):
         column = {code: k for k, code in enumerate(classifier.classes)}
-        proba = classifier.predict_proba(embeddings)
+        proba = (classifier.predict_proba(embeddings, texts=texts) if getattr(classifier, "reads_text", False)
+                 else classifier.predict_proba(embeddings))
         for j, t in enumerate(types):
             if t.status == MAPPED and t.service_code in column:
                 scores[:, j] += classifier_weight * (proba[:, column[t.service_code]] - 1 / len(column))

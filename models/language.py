@@ -69,3 +69,40 @@ def route(relevance: float, language: Language, threshold: float,
     if relevance >= threshold:
         return REPORT
     return CHATTER if readable(language, languages) else REVIEW
+
+
+@dataclass(frozen=True)
+class Routed:
+    """A post below the relevance threshold that goes to review instead of chatter, and why."""
+
+    index: int
+    language: Language
+    reason: str
+
+
+def platform_language(tag: str | None) -> Language | None:
+    """The platform's own language tag (``en``, ``en-GB``, ``es``) as a sure ``Language``; None when absent."""
+    if not tag or not str(tag).strip() or str(tag).strip().lower() in ("und", "zxx", "unknown"):
+        return None
+    return Language(str(tag).strip().lower().split("-")[0].split("_")[0], 1.0)
+
+
+def route_unreadable(texts: Sequence[str], relevance: Sequence[float], threshold: float,
+                     tags: Sequence[str | None] | None = None,
+                     languages: Sequence[str] = READABLE_LANGUAGES) -> list[Routed]:
+    """The posts below ``threshold`` that the model cannot read: each goes to review, with its reason.
+
+    Only posts below the threshold are looked at (a report is a report in any language), and a
+    platform's language tag is trusted when present, so detection (a few ms a post) runs only on
+    untagged low-scoring posts.
+    """
+    out = []
+    for i, (text, score) in enumerate(zip(texts, relevance)):
+        if score >= threshold:
+            continue
+        language = (platform_language(tags[i]) if tags is not None else None) or detect_one(text)
+        if route(float(score), language, threshold, languages) == REVIEW:
+            how = "platform tag" if tags is not None and platform_language(tags[i]) else f"detected, p={language.confidence:.2f}"
+            out.append(Routed(i, language, f"language {language.code} ({how}) is not read by the relevance model "
+                                           f"(reads {', '.join(languages)}); relevance {score:.2f} not trusted"))
+    return out

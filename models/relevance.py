@@ -209,3 +209,57 @@ class RelevanceModel:
         model.platt_a = float(payload["platt_a"])
         model.platt_b = float(payload["platt_b"])
         return model
+
+
+#: Weight of one reviewed post against one seed: a reviewer's label is the city's own truth.
+REVIEW_WEIGHT = 2.0
+
+
+def city_model(embedder, service_texts: list[str] | tuple[str, ...] = (),
+               labelled: tuple[list[str], np.ndarray, np.ndarray] | None = None,
+               history: tuple[list[str], np.ndarray] | None = None,
+               starting: Any = "shipped", warn=None, seeds: tuple[list[str], list[str]] | None = None):
+    """The production relevance model (``models/combined.py``) on everything the city has.
+
+    Seeds and catalog texts (positives) weigh 1 a row, reviewed posts ``REVIEW_WEIGHT``, the
+    311 history as :func:`history_weights` says; the shipped starting model (learned from public
+    labelled data) is a prior whose weight the fit learns, so the city's labels shift it.
+
+    Args:
+        embedder: encodes the seed and catalog texts.
+        service_texts: the catalog's service texts.
+        labelled: ``(texts, embeddings, 0/1 labels)`` of reviewed posts.
+        history: ``(texts, embeddings)`` of past 311 requests, newest first.
+        starting: ``"shipped"`` (``models/starting/relevance.npz``; a missing file is warned
+            about and skipped), a ``CombinedModel``, or None (no prior).
+        warn: where the missing-file line goes (default: the module logger).
+        seeds: ``(positive, negative)`` texts instead of the packaged seeds.
+
+    Returns:
+        A fitted ``CombinedModel``; ``predict_proba(texts, embeddings)`` is P(report).
+    """
+    from social311.models.combined import CombinedModel, load_starting
+
+    prior = load_starting("relevance", warn=warn) if isinstance(starting, str) else starting
+    positive, negative = seeds or load_seeds()
+    positive = positive + [t for t in service_texts if t and t.strip()]
+    texts = positive + negative
+    embeddings = np.asarray(embedder.encode(texts), dtype=np.float32)
+    labels = np.array([1] * len(positive) + [0] * len(negative))
+    weights = np.ones(len(labels))
+    if labelled is not None and len(labelled[2]):
+        texts = texts + list(labelled[0])
+        embeddings = np.vstack([embeddings, np.asarray(labelled[1], dtype=np.float32)])
+        labels = np.concatenate([labels, np.asarray(labelled[2], dtype=int)])
+        weights = np.concatenate([weights, np.full(len(labelled[2]), REVIEW_WEIGHT)])
+    if history is not None and len(history[0]):
+        rows, weight = history_weights(len(history[0]), int(labels.sum()))
+        texts = texts + [history[0][i] for i in rows]
+        embeddings = np.vstack([embeddings, np.asarray(history[1], dtype=np.float32)[rows]])
+        labels = np.concatenate([labels, np.ones(len(rows), dtype=int)])
+        weights = np.concatenate([weights, np.full(len(rows), weight)])
+    model = CombinedModel(prior=prior)
+    model.fit(texts, embeddings, labels, sample_weight=weights)
+    model.trained_on.update({"starting_model": prior is not None, "reviewed": 0 if labelled is None else len(labelled[2]),
+                             "history": 0 if history is None else min(len(history[0]), MAX_HISTORY)})
+    return model

@@ -98,6 +98,18 @@ def labelled_posts(con) -> tuple[np.ndarray, np.ndarray]:
             np.array([0 if r[1] == "reject" else 1 for r in rows], dtype=int))
 
 
+def labelled_post_texts(con) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """``labelled_posts`` with each post's text: ``(texts, embeddings, 0/1 labels)`` (the combined model reads both)."""
+    rows = con.execute(
+        "select p2.post_text, s.embedding, l.action from ops.review_labels l join ops.incident_posts p using (incident_id) "
+        "join ml.post_signals s using (post_id) join stg_social__posts p2 on p2.post_id = p.post_id "
+        "where s.embedding is not null order by p.post_id").fetchall()
+    if not rows:
+        return [], np.zeros((0, 384), dtype=np.float32), np.zeros(0, dtype=int)
+    return ([r[0] or "" for r in rows], np.array([r[1] for r in rows], dtype=np.float32),
+            np.array([0 if r[2] == "reject" else 1 for r in rows], dtype=int))
+
+
 def typed_examples(con) -> dict[str, np.ndarray]:
     """service_code -> stored embeddings of the posts a reviewer accepted or relabelled under it."""
     rows = con.execute(
@@ -110,3 +122,16 @@ def typed_examples(con) -> dict[str, np.ndarray]:
         if code is not None:
             grouped.setdefault(code, []).append(embedding)
     return {code: np.array(vectors, dtype=np.float32) for code, vectors in grouped.items()}
+
+
+def typed_example_texts(con) -> tuple[list[str], list[str], np.ndarray]:
+    """``typed_examples`` as rows with texts: ``(texts, service codes, embeddings)`` (the type classifier's input)."""
+    rows = con.execute(
+        "select p2.post_text, coalesce(l.service_code, i.service_code) as code, s.embedding from ops.review_labels l "
+        "join ops.incidents i using (incident_id) join ops.incident_posts p using (incident_id) "
+        "join ml.post_signals s using (post_id) join stg_social__posts p2 on p2.post_id = p.post_id "
+        "where l.action in ('accept', 'relabel') and s.embedding is not null "
+        "and coalesce(l.service_code, i.service_code) is not null order by p.post_id").fetchall()
+    if not rows:
+        return [], [], np.zeros((0, 384), dtype=np.float32)
+    return [r[0] or "" for r in rows], [r[1] for r in rows], np.array([r[2] for r in rows], dtype=np.float32)

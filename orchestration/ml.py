@@ -47,8 +47,9 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
     from social311.models.prefilter import MODEL_NAME as PREFILTER_NAME
     from social311.models.prefilter import Prefilter
     from social311.models.history import empty_history, load_history
+    from social311.models.language import route_unreadable
     from social311.models.relevance import MAX_HISTORY
-    from social311.models.review import labelled_posts
+    from social311.models.review import labelled_post_texts
     from social311.models.sentiment import sentiment
 
     cfg = city.load()
@@ -60,7 +61,7 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
             "where post_id not in (select post_id from ml.post_signals) order by ingested_at, post_id"
         ).fetchall()
         services = load_services(con)
-        labelled = labelled_posts(con)  # reviewers' labels retrain the model (models/review.py)
+        labelled = labelled_post_texts(con)  # reviewers' labels retrain the model (models/review.py)
         # The city's past 311 requests are extra positives (models/history.py).
         service_history = load_history(con, cfg.history.max_requests) if cfg.history.enabled and todo else empty_history()
         # The prefilter learns the embedding model's own decisions on the latest posts it scored.
@@ -73,9 +74,14 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
     embedder = get_embedder(cfg.embedding_backend)
     with connect(cfg.duckdb_path) as con:
         stored = stored_embeddings(con, [t for _, t, _ in todo], embedder.model_name)
-    # Retrained only when its inputs changed (orchestration/model_cache.py), else read back.
-    model, model_cached = model_cache.relevance_model(cfg.duckdb_path, embedder, [service_text(s) for s in services],
-                                                      labelled, service_history.embeddings)
+    # The production model (models/combined.py): n-grams + embedding, calibrated, on the seeds, the
+    # catalog, the reviewed posts and the 311 history, over the shipped starting model as a prior.
+    # Retrained only when one of those inputs changed (orchestration/model_cache.py), else read back.
+    history_texts = service_history.texts if len(service_history.texts) == len(service_history) else ()
+    model, model_cached = model_cache.city_relevance_model(
+        cfg.duckdb_path, embedder, [service_text(s) for s in services], labelled=labelled,
+        history=(list(history_texts), service_history.embeddings) if len(history_texts) else None,
+        warn=context.log.warning)
     threshold = cfg.thresholds.relevance
     texts = [t for _, t, _ in todo]
     clock.lap("load_and_train")
@@ -119,7 +125,7 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
             for i, j in copies:
                 embeddings[i] = embeddings[j]
             reused[0] += len(copies)
-            relevance[rows] = model.predict_proba(embeddings[rows])
+            relevance[rows] = model.predict_proba([texts[i] for i in rows], embeddings[rows])
             embedded[rows] = True
             done_before[0] += len(rows)
             clock.lap("embedding")
@@ -147,6 +153,13 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
         clock.lap("prefilter")
     rest = np.flatnonzero(~skip & ~embedded)
     embed(rest, total=int(embedded.sum()) + len(rest))
+    # A post the model cannot read is not chatter: below the threshold in another language, it goes
+    # to review with its reason (models/language.py), whether embedded or skipped by the prefilter.
+    routed = route_unreadable(texts, relevance, threshold, tags=[lang for _, _, lang in todo])
+    if routed:
+        context.log.warning(f"{len(routed)} posts in a language the relevance model cannot read go to review "
+                            "(ml.language_review), not to chatter")
+    clock.lap("language")
     moods = np.full(n, np.nan)
     moods[embedded] = sentiment([texts[i] for i in np.flatnonzero(embedded)])  # skipped chatter: not analysed
     clock.lap("sentiment")
@@ -170,10 +183,15 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
                 "insert into ml.post_signals select post_id, relevance, is_report, sentiment, lang, "
                 f"(case when embedded then [{vector}] end)::FLOAT[{DIMENSIONS}], model_name, scored_at "
                 f"from {view} on conflict (post_id) do nothing")
+        insert_many(con, "insert into ml.language_review values (?, ?, ?, ?, ?, ?) on conflict (post_id) do nothing",
+                    [(todo[r.index][0], r.language.code, r.language.confidence, float(relevance[r.index]), r.reason,
+                      datetime.now(timezone.utc)) for r in routed])
     clock.lap("write")
     reports = int((embedded & (relevance >= threshold)).sum())
     return dg.MaterializeResult(metadata={"embedded": int(embedded.sum()), "reports": reports, "model": embedder.model_name,
-                                          "reviewed_posts_in_training": int(len(labelled[1])),
+                                          "reviewed_posts_in_training": int(len(labelled[2])),
+                                          "starting_model": bool(model.trained_on.get("starting_model")),
+                                          "language_review": len(routed),
                                           "history_requests_in_training": min(len(service_history), MAX_HISTORY),
                                           "mean_relevance": float(np.mean(relevance)), **prefilter_meta,
                                           "embeddings_reused": reused[0], "relevance_model_cached": model_cached,
@@ -232,8 +250,8 @@ def issue_types(context: dg.AssetExecutionContext, city: CityResource):
     """Types reports into issue types mapped to the city's Open311 catalog; never renumbers old types."""
     from social311.models.embeddings import get_embedder
     from social311.models import issue_types as typing_
-    from social311.models.history import ServiceClassifier, empty_history, load_history, with_history
-    from social311.models.review import typed_examples
+    from social311.models.history import empty_history, load_history, with_history
+    from social311.models.review import typed_example_texts, typed_examples
 
     cfg = city.load()
     embedder = get_embedder(cfg.embedding_backend)
@@ -253,8 +271,14 @@ def issue_types(context: dg.AssetExecutionContext, city: CityResource):
             return
         # The city's past 311 requests pull each service's centroid and train a classifier (models/history.py).
         service_history = load_history(con, cfg.history.max_requests) if cfg.history.enabled else empty_history()
-        classifier = ServiceClassifier.train(service_history, cfg.history.min_per_service,
-                                             services={s.service_code for s in services})
+        # The production model (models/combined.py) over every service: catalog texts, the 311
+        # history's texts and the reviewed posts; it reads each post's text and embedding.
+        history_texts = list(service_history.texts) if len(service_history.texts) == len(service_history) else []
+        classifier = typing_.TypeClassifier.train(
+            services, embedder, history_texts=history_texts,
+            history_codes=[str(c) for c in service_history.codes.tolist()] if history_texts else None,
+            history_embeddings=service_history.embeddings if history_texts else None,
+            reviewed=typed_example_texts(con))
         # The catalog's centroids are re-embedded only when the catalog or the model changed.
         catalog_types, centroids_cached = model_cache.service_types(cfg.duckdb_path, services, embedder)
         types = with_history(catalog_types, service_history)
@@ -281,7 +305,8 @@ def issue_types(context: dg.AssetExecutionContext, city: CityResource):
         unmatched = []
         if todo:
             embeddings = np.stack(list(fresh["embedding"])).astype(np.float32, copy=False)
-            choices = typing_.assign_types(embeddings, all_types, cfg.thresholds.type_similarity, classifier=classifier)
+            choices = typing_.assign_types(embeddings, all_types, cfg.thresholds.type_similarity, classifier=classifier,
+                                           texts=[t for _, t in todo])
             code_of = {t.type_id: t.service_code for t in all_types}
             rows = []
             for (pid, text), (type_id, sim), emb in zip(todo, choices, embeddings):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -62,33 +63,60 @@ def _store(path: Path, write: Any) -> None:
     write(tmp)
     os.replace(tmp, path)
     kind = path.name.split("-", 1)[0]
-    for old in path.parent.glob(f"{kind}-*.json"):
+    for old in path.parent.glob(f"{kind}-*{path.suffix}"):
         if old != path:
             old.unlink(missing_ok=True)
 
 
-def relevance_model(duckdb_path: str | Path, embedder: Any, service_texts: list[str],
-                    labelled: tuple[np.ndarray, np.ndarray], history: np.ndarray) -> tuple[Any, bool]:
-    """``RelevanceModel.from_seeds`` with these inputs, read from the cache when they did not change.
+def city_relevance_model(duckdb_path: str | Path, embedder: Any, service_texts: list[str],
+                         labelled: tuple[list[str], np.ndarray, np.ndarray] | None = None,
+                         history: tuple[list[str], np.ndarray] | None = None, warn: Any = None) -> tuple[Any, bool]:
+    """``relevance.city_model`` (the combined production model) with these inputs, cached by their hash.
+
+    The key covers the seeds, the catalog texts, reviewers' texts and labels, the 311 history's
+    texts and embeddings, the shipped starting model's bytes and the source of the code that
+    trains it. The model is stored without its prior (the starting model, re-attached from its
+    own file on a read). A freshly trained model is read back from its file before use, so the
+    first run scores with exactly the (float16-coefficient) model later runs read.
 
     Returns:
         ``(model, hit)``: ``hit`` is True when the model came from the cache.
     """
-    from social311.models import relevance
-    from social311.models.relevance import RelevanceModel, load_seeds
+    from social311.models import combined, relevance
+    from social311.models.combined import CombinedModel, load_starting, starting_path
 
-    key = inputs_key("relevance", embedder.model_name, _source(relevance), load_seeds(), list(service_texts),
-                     np.asarray(labelled[0], dtype=np.float32), np.asarray(labelled[1], dtype=np.int64),
-                     np.asarray(history, dtype=np.float32))
-    path = cache_dir(duckdb_path) / f"relevance-{key}.json"
+    start = starting_path("relevance")
+    start_bytes = start.read_bytes() if start.is_file() else b""
+    texts, vectors, labels = labelled if labelled is not None else ([], np.zeros((0, 0)), np.zeros(0))
+    h_texts, h_vectors = history if history is not None else ([], np.zeros((0, 0)))
+    key = inputs_key("city-relevance", embedder.model_name, _source(relevance), _source(combined), start_bytes,
+                     relevance.load_seeds(), list(service_texts), list(texts), np.asarray(vectors, dtype=np.float32),
+                     np.asarray(labels, dtype=np.int64), list(h_texts), np.asarray(h_vectors, dtype=np.float32))
+    path = cache_dir(duckdb_path) / f"cityrelevance-{key}.npz"
+
+    def read() -> Any:
+        model = CombinedModel.load(path)
+        model.prior = load_starting("relevance", warn=warn) if start_bytes else None
+        model.trained_on["starting_model"] = model.prior is not None
+        return model
+
     if path.exists():
         try:
-            return RelevanceModel.load(path), True
-        except (ValueError, KeyError, OSError, json.JSONDecodeError):
+            return read(), True
+        except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile):
             path.unlink(missing_ok=True)  # a damaged file is recomputed, never trusted
-    model = RelevanceModel.from_seeds(embedder, service_texts, labelled=labelled, history=history)
-    _store(path, model.save)
-    return model, False
+    model = relevance.city_model(embedder, service_texts, labelled=labelled, history=history, warn=warn)
+
+    def write(tmp: Path) -> None:
+        prior, model.prior = model.prior, None  # the prior has its own file; save() refuses it inside
+        try:
+            with open(tmp, "wb") as handle:
+                model.save(handle)
+        finally:
+            model.prior = prior
+
+    _store(path, write)
+    return read(), False
 
 
 def service_types(duckdb_path: str | Path, services: list, embedder: Any) -> tuple[list, bool]:

@@ -7,7 +7,7 @@ import pytest
 
 from social311.models.embeddings import get_embedder
 from social311.models.issue_types import service_types as embed_service_types
-from social311.models.relevance import RelevanceModel
+from social311.models.relevance import city_model
 from social311.orchestration import model_cache
 from social311.records import Service
 
@@ -42,30 +42,36 @@ def _no_labels():
 def test_relevance_model_reused_until_an_input_changes(tmp_path, embedder):
     db = tmp_path / "city.duckdb"
     texts = ["Pothole in Street. Report a pothole"]
-    history = embedder.inner.encode(["pothole reported at 5th and main", "street light out on elm"])
-    first, hit = model_cache.relevance_model(db, embedder, texts, _no_labels(), history)
+    h_texts = ["pothole reported at 5th and main", "street light out on elm"]
+    history = (h_texts, embedder.inner.encode(h_texts))
+    first, hit = model_cache.city_relevance_model(db, embedder, texts, history=history)
     assert not hit and embedder.texts > 0
+    assert first.trained_on["starting_model"]  # the shipped prior is re-attached on the read
     embedded = embedder.texts
-    again, hit = model_cache.relevance_model(db, embedder, texts, _no_labels(), history)
+    again, hit = model_cache.city_relevance_model(db, embedder, texts, history=history)
     assert hit and embedder.texts == embedded  # nothing embedded, nothing trained
-    probe = embedder.inner.encode(["huge pothole on my street", "lovely brunch today"])
-    assert np.allclose(again.predict_proba(probe), first.predict_proba(probe))
-    # A reviewer's label is a new input: a new model, equal to one trained from scratch.
-    labelled = (embedder.inner.encode(["the bins were not collected"]), np.array([1]))
-    changed, hit = model_cache.relevance_model(db, embedder, texts, labelled, history)
+    probe_texts = ["huge pothole on my street", "lovely brunch today"]
+    probe = embedder.inner.encode(probe_texts)
+    assert np.allclose(again.predict_proba(probe_texts, probe), first.predict_proba(probe_texts, probe))
+    # A reviewer's label is a new input: a new model, close to one trained from scratch
+    # (the stored coefficients are float16).
+    reviewed = ["the bins were not collected"]
+    labelled = (reviewed, embedder.inner.encode(reviewed), np.array([1]))
+    changed, hit = model_cache.city_relevance_model(db, embedder, texts, labelled=labelled, history=history)
     assert not hit
-    fresh = RelevanceModel.from_seeds(embedder.inner, texts, labelled=labelled, history=history)
-    assert np.allclose(changed.predict_proba(probe), fresh.predict_proba(probe))
-    assert len(list(model_cache.cache_dir(db).glob("relevance-*.json"))) == 1  # only the latest is kept
+    fresh = city_model(embedder.inner, texts, labelled=labelled, history=history)
+    assert np.allclose(changed.predict_proba(probe_texts, probe), fresh.predict_proba(probe_texts, probe), atol=0.01)
+    assert len(list(model_cache.cache_dir(db).glob("cityrelevance-*.npz"))) == 1  # only the latest is kept
 
 
 def test_damaged_cache_file_is_recomputed(tmp_path, embedder):
     db = tmp_path / "city.duckdb"
-    model_cache.relevance_model(db, embedder, [], _no_labels(), np.zeros((0, 384), dtype=np.float32))
-    (path,) = model_cache.cache_dir(db).glob("relevance-*.json")
-    path.write_text("{not json", encoding="utf-8")
-    model, hit = model_cache.relevance_model(db, embedder, [], _no_labels(), np.zeros((0, 384), dtype=np.float32))
-    assert not hit and model.coef is not None and path.exists()
+    model_cache.city_relevance_model(db, embedder, [])
+    (path,) = model_cache.cache_dir(db).glob("cityrelevance-*.npz")
+    for damage in (b"{not a model", path.read_bytes()[:200]):  # not a zip; a zip cut short
+        path.write_bytes(damage)
+        model, hit = model_cache.city_relevance_model(db, embedder, [])
+        assert not hit and model.coef is not None and path.exists()
 
 
 def test_catalog_centroids_cached_by_catalog(tmp_path, embedder):

@@ -3,5 +3,6 @@
 ``datasets`` reads the shared corpora, ``cache`` keeps their embeddings on disk, ``classifiers``
 holds the models compared (TF-IDF baseline, embeddings, both stacked, zero-shot seeds),
 ``speed`` measures the embedding paths and the prefilter, ``merging`` scores incident merging,
-and ``runner`` puts them into one table.
+``runner`` puts them into one table, ``lodo`` holds each shared set out in turn
+(``--task lodo``) and ``learning`` draws F1 against reviewed labels (``--task learning``).
 """

@@ -134,22 +134,31 @@ def zero_shot(embedder, embeddings: np.ndarray, labels: np.ndarray, splits, thre
     return score(labels[test], (model.predict_proba(embeddings[test]) >= threshold).astype(int))
 
 
-def pipeline_relevance(embedder, embeddings: np.ndarray, labels: np.ndarray, splits, threshold: float = 0.5) -> Scores:
+def pipeline_relevance(embedder, embeddings: np.ndarray, labels: np.ndarray, splits, texts: list[str],
+                       threshold: float = 0.5, starting="shipped") -> Scores:
     """The pipeline's relevance model as a city gets it after reviewing: the seeds plus each
-    training part as review labels (``RelevanceModel.from_seeds(labelled=...)``), at the
-    pipeline's default threshold, on the same test rows as every other row."""
-    test, proba = pipeline_probabilities(embedder, embeddings, labels, splits)
+    training part as review labels (``relevance.city_model``), at the pipeline's default
+    threshold, on the same test rows as every other row."""
+    test, proba = pipeline_probabilities(embedder, embeddings, labels, splits, texts, starting=starting)
     return score(labels[test], (proba >= threshold).astype(int))
 
 
-def pipeline_probabilities(embedder, embeddings: np.ndarray, labels: np.ndarray, splits) -> tuple[np.ndarray, np.ndarray]:
-    """``(test row indices, P(report))`` of ``pipeline_relevance``'s model, pooled over the splits."""
-    from social311.models.relevance import RelevanceModel
+def pipeline_probabilities(embedder, embeddings: np.ndarray, labels: np.ndarray, splits, texts: list[str],
+                           starting="shipped") -> tuple[np.ndarray, np.ndarray]:
+    """``(test row indices, P(report))`` of ``pipeline_relevance``'s model, pooled over the splits.
 
+    ``starting``: the prior (``"shipped"``, a ``CombinedModel`` or None). An evaluation on a set
+    the shipped starting model was built from passes one built without it (``lodo.starting_without``).
+    """
+    from social311.models.combined import load_starting
+    from social311.models.relevance import city_model
+
+    prior = load_starting("relevance") if isinstance(starting, str) else starting
     rows, proba = [], []
     for train, test in splits:
-        model = RelevanceModel.from_seeds(embedder, labelled=(embeddings[train], labels[train]))
-        proba.append(model.predict_proba(embeddings[test]))
+        model = city_model(embedder, labelled=([texts[i] for i in train], embeddings[train], labels[train]),
+                           starting=prior)
+        proba.append(model.predict_proba([texts[i] for i in test], embeddings[test]))
         rows.append(test)
     return np.concatenate(rows), np.concatenate(proba)
 

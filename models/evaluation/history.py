@@ -96,7 +96,8 @@ TYPING_SET = "publicstuff_service_type"
 #: The pipeline's default similarity bar (``thresholds.type_similarity``).
 TYPE_SIMILARITY = 0.45
 TYPING_MODELS = ("catalog names only (out of the box)", "catalog + 311 history centroids",
-                 "catalog + 311 history centroids + classifier")
+                 "catalog + 311 history centroids + classifier",
+                 "catalog + 311 history centroids + combined classifier (pipeline)")
 
 
 def typing_rows(embedder, data, vectors: np.ndarray, splits,
@@ -115,7 +116,7 @@ def typing_rows(embedder, data, vectors: np.ndarray, splits,
     from sklearn.metrics import accuracy_score, f1_score
 
     from social311.models.history import History, ServiceClassifier, with_history
-    from social311.models.issue_types import assign_types, service_types
+    from social311.models.issue_types import TypeClassifier, assign_types, service_types
     from social311.records import Service
 
     types = service_types([Service(service_code=str(i), service_name=n) for i, n in enumerate(data.class_names)], embedder)
@@ -124,9 +125,15 @@ def typing_rows(embedder, data, vectors: np.ndarray, splits,
     for train, test in splits:
         history = History(data.labels[train].astype(str).astype(object), vectors[train])
         refined = with_history(types, history)
-        variants = zip(TYPING_MODELS, ((types, None), (refined, None), (refined, ServiceClassifier.train(history))))
+        services = [Service(service_code=str(i), service_name=n) for i, n in enumerate(data.class_names)]
+        combined = TypeClassifier.train(services, embedder, history_texts=[data.texts[i] for i in train],
+                                        history_codes=data.labels[train].astype(str).tolist(),
+                                        history_embeddings=vectors[train])
+        variants = zip(TYPING_MODELS, ((types, None), (refined, None), (refined, ServiceClassifier.train(history)),
+                                       (refined, combined)))
+        test_texts = [data.texts[i] for i in test]
         for name, (candidates, classifier) in variants:
-            chosen = assign_types(vectors[test], candidates, min_similarity, classifier=classifier)
+            chosen = assign_types(vectors[test], candidates, min_similarity, classifier=classifier, texts=test_texts)
             preds[name].append(np.array([label_of[t] if t else -1 for t, _ in chosen]))
         truth.append(data.labels[test])
     y = np.concatenate(truth)

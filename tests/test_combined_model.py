@@ -1,0 +1,154 @@
+"""The production model (models/combined.py): calibrated, better than trivial on real tweets, its
+shipped starting point loads (and its absence is said), and a city's own labels move the prior.
+
+Real data (a 600-row stratified slice of the ACL 2019 complaints, read from ../shared/data) and
+the real packaged MiniLM; the slice's embeddings go to the eval's disk cache.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from social311.models import combined
+from social311.models.combined import CombinedModel, calibration_report, load_starting, starting_path
+from social311.models.embeddings import get_embedder
+from social311.models.evaluation.cache import cached_encode
+from social311.models.evaluation.classifiers import score
+
+REPO = Path(__file__).resolve().parents[1]
+ACL = REPO.parent / "shared" / "data" / "tweets" / "complaints_acl2019.csv"
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return get_embedder("onnx-int8")
+
+
+@pytest.fixture(scope="module")
+def acl_slice(embedder):
+    if not ACL.exists():
+        pytest.skip(f"shared data absent: {ACL}")
+    from social311.models.evaluation.datasets import read_csv
+    from sklearn.model_selection import train_test_split
+
+    data = read_csv(ACL, "text", "complaint", "acl", "complaint")
+    rows, _ = train_test_split(np.arange(len(data.labels)), train_size=600, stratify=data.labels, random_state=0)
+    texts = [data.texts[i] for i in rows]
+    vectors = cached_encode(embedder, texts, ACL)
+    train, test = train_test_split(np.arange(600), test_size=200, stratify=data.labels[rows], random_state=0)
+    return texts, vectors, data.labels[rows], train, test
+
+
+def test_calibrated_and_better_than_trivial_on_real_complaints(acl_slice):
+    texts, vectors, labels, train, test = acl_slice
+    model = CombinedModel().fit([texts[i] for i in train], vectors[train], labels[train])
+    proba = model.predict_proba([texts[i] for i in test], vectors[test])
+    truth = labels[test]
+    got = score(truth, (proba >= 0.5).astype(int))
+    all_positive = score(truth, np.ones_like(truth))  # the trivial "everything is a complaint"
+    assert got.f1 > all_positive.f1 + 0.15 and got.macro_f1 > 0.7
+    report = calibration_report(truth, proba)
+    constant = calibration_report(truth, np.full(len(truth), truth.mean()))
+    assert report["brier"] < constant["brier"] - 0.03  # better than knowing only the base rate
+    assert report["ece"] < 0.15
+    assert model.calibration.a > 0  # a higher score means a likelier complaint
+    assert model.trained_on["calibration_folds"] == 5 and "out_of_fold" in model.trained_on
+
+
+def test_save_load_round_trip_and_multiclass_temperature(acl_slice, tmp_path):
+    texts, vectors, labels, train, test = acl_slice
+    model = CombinedModel(folds=3).fit([texts[i] for i in train], vectors[train], labels[train])
+    model.save(tmp_path / "m.npz")
+    again = CombinedModel.load(tmp_path / "m.npz")
+    a = model.predict_proba([texts[i] for i in test], vectors[test])
+    b = again.predict_proba([texts[i] for i in test], vectors[test])
+    assert np.abs(a - b).max() < 0.01  # coefficients stored as float16
+    assert list(again.classes) == [0, 1]
+    # Three classes: the temperature-scaled softmax is a distribution per row.
+    three = np.where(labels[train] == 1, "complaint", np.where(np.arange(len(train)) % 2, "chat", "news"))
+    multi = CombinedModel(folds=3).fit([texts[i] for i in train], vectors[train], three)
+    p = multi.predict_proba([texts[i] for i in test], vectors[test])
+    assert p.shape == (len(test), 3) and np.allclose(p.sum(axis=1), 1) and multi.calibration.temperature > 0
+    with pytest.raises(ValueError, match="two classes"):
+        CombinedModel().fit(texts[:5], vectors[:5], [1] * 5)
+    (tmp_path / "bad.npz").write_bytes(b"not a model")
+    with pytest.raises(Exception):
+        CombinedModel.load(tmp_path / "bad.npz")
+
+
+def test_shipped_starting_model_loads_small_with_provenance(embedder):
+    path = starting_path("relevance")
+    assert path.exists(), "run scripts/build_starting_model.py"
+    assert path.stat().st_size < 5_000_000
+    provenance = json.loads((path.parent / "provenance.json").read_text())
+    assert provenance["file_sha256"] and len(provenance["inputs"]) >= 3
+    assert all(len(f["sha256"]) == 64 for f in provenance["inputs"])
+    assert sum(r["rows"] for r in provenance["rows"].values()) > 10_000
+    model = load_starting("relevance")
+    texts = ["Huge pothole on 5th avenue, my tyre burst, please fix it", "Had a lovely brunch with friends today"]
+    p = model.predict_proba(texts, embedder.encode(texts))
+    assert p[0] > 0.5 > p[1]
+
+
+def test_missing_starting_file_falls_back_loudly(tmp_path, monkeypatch, embedder):
+    said = []
+    assert load_starting("relevance", path=tmp_path / "absent.npz", warn=said.append) is None
+    assert len(said) == 1 and "absent.npz" in said[0] and "city's own data only" in said[0]
+    from social311.models.relevance import city_model
+
+    monkeypatch.setattr(combined, "STARTING_DIR", tmp_path)  # the shipped file is missing
+    said.clear()
+    model = city_model(embedder, ["Pothole repair"], warn=said.append)
+    assert len(said) == 1 and model.prior is None and model.trained_on["starting_model"] is False
+    texts = ["Streetlight out on Elm Street for a week now", "Watching the game tonight with my brother"]
+    p = model.predict_proba(texts, embedder.encode(texts))
+    assert p[0] > p[1]  # still a working model on the seeds alone
+
+
+def test_city_labels_shift_the_prior(embedder):
+    from social311.models.relevance import city_model
+
+    prior = load_starting("relevance")
+    # The city reviews posts about its fireworks: noisy, but not a service problem here.
+    reviewed = ["The fireworks in the park are so loud tonight", "Fireworks again at the park, so loud",
+                "Loud fireworks over the park all evening", "So many fireworks in the park tonight, loud!",
+                "Park fireworks tonight were loud and lovely"] * 4
+    probe = ["The fireworks at the park are really loud this evening"]
+    probe_vector = embedder.encode(probe)
+    before = city_model(embedder, starting=prior).predict_proba(probe, probe_vector)[0]
+    labelled = (reviewed, embedder.encode(reviewed), np.zeros(len(reviewed), dtype=int))
+    after = city_model(embedder, starting=prior, labelled=labelled).predict_proba(probe, probe_vector)[0]
+    assert after < before - 0.1 and after < 0.5
+    # The prior still counts: with no prior, the same seeds give another probability.
+    plain = city_model(embedder, starting=None).predict_proba(probe, probe_vector)[0]
+    assert abs(plain - before) > 1e-3
+
+
+def test_type_classifier_types_posts_from_catalog_history_and_reviews(embedder):
+    from social311.models.issue_types import TypeClassifier, assign_types, service_types
+    from social311.records import Service
+
+    services = [Service(service_code="PH", service_name="Pothole", description="Holes in the road surface"),
+                Service(service_code="SL", service_name="Street light out", description="Broken street lamps"),
+                Service(service_code="GR", service_name="Graffiti removal", description="Paint on walls")]
+    history = ["big hole in the asphalt on 5th ave", "lamp post dark all week", "tags sprayed on the school wall"]
+    reviewed = (["crater in the road ate my tyre"], ["PH"], embedder.encode(["crater in the road ate my tyre"]))
+    classifier = TypeClassifier.train(services, embedder, history_texts=history, history_codes=["PH", "SL", "GR"],
+                                      history_embeddings=embedder.encode(history), reviewed=reviewed)
+    assert set(classifier.classes) == {"PH", "SL", "GR"}
+    posts = ["There is a massive pothole outside my house", "The street light on Elm St is out again",
+             "Someone sprayed graffiti all over the bus shelter"]
+    vectors = embedder.encode(posts)
+    proba = classifier.predict_proba(vectors, texts=posts)
+    assert proba.shape == (3, 3) and np.allclose(proba.sum(axis=1), 1)
+    assert [classifier.classes[i] for i in proba.argmax(axis=1)] == ["PH", "SL", "GR"]
+    types = service_types(services, embedder)
+    chosen = assign_types(vectors, types, 0.3, classifier=classifier, texts=posts)
+    assert [t for t, _ in chosen] == ["svc-ph", "svc-sl", "svc-gr"]
+    with pytest.raises(ValueError, match="texts"):
+        classifier.predict_proba(vectors)
+    assert TypeClassifier.train(services[:1], embedder) is None  # one service: nothing to choose between
