@@ -18,7 +18,6 @@ Typing has no starting model: a city's service codes are its own, and the public
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import platform
 import sys
@@ -26,14 +25,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from social311.models.combined import train_starting
     from social311.models.embeddings import get_embedder
+    from social311.models.evaluation.cache import file_sha256 as sha256
     from social311.models.evaluation.lodo import public_sets
 
     started = time.perf_counter()

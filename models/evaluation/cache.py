@@ -17,6 +17,15 @@ from typing import Any
 import numpy as np
 
 
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (provenance of data, wheels and models)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def cache_root() -> Path:
     """``<model cache>/eval-embeddings``."""
     root = Path(os.environ.get("SOCIAL311_MODEL_CACHE") or Path.home() / ".cache" / "social311")

@@ -14,7 +14,6 @@ Nothing here is a runtime dependency of the pipeline: the artefacts live outside
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -28,6 +27,7 @@ import numpy as np
 
 from social311.models.evaluation import classifiers, datasets
 from social311.models.evaluation.cache import cached_encode
+from social311.models.evaluation.cache import file_sha256 as sha256
 
 
 @dataclass(frozen=True)
@@ -77,14 +77,6 @@ CANDIDATES: tuple[Candidate, ...] = (
         config={"tensor": "embedding.weight", "add_special_tokens": False},
     ),
 )
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def prepare(candidate: Candidate, wheels: Path, target: Path) -> Path:
