@@ -9,7 +9,8 @@ Usage::
     social311 tickets --config CITY.yaml [--stuck]
     social311 eval [--out FILE]             # the language models on the shared labelled data
     social311 eval --task ward|geocode --config CITY.yaml --data CASES.csv ...  # the city's GIS on its own cases
-    social311 review --config CITY.yaml [--accept ID | --reject ID | --relabel ID CODE]
+    social311 review --config CITY.yaml [--accept ID | --reject ID | --relabel ID CODE
+                                         | --accept-post POST_ID | --reject-post POST_ID]
     social311 --version
 
 Every mistake ends with one line on stderr (``social311: error: ...``) and an exit code of
@@ -353,11 +354,11 @@ def _eval_lodo(args: argparse.Namespace) -> int:
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    from social311.models.review import LabelError, list_queue, record_label
+    from social311.models.review import LabelError, list_post_queue, list_queue, record_label, record_post_label
     from social311.warehouse import connect
 
     cfg = load_city(args.config)
-    listing = not (args.accept or args.reject or args.relabel)
+    listing = not (args.accept or args.reject or args.relabel or args.accept_post or args.reject_post)
     # Listing the queue only reads: it opens the warehouse read-only.
     with connect(cfg.duckdb_path, read_only=listing) as con:
         try:
@@ -367,12 +368,23 @@ def cmd_review(args: argparse.Namespace) -> int:
                 record_label(con, args.reject, "reject")
             elif args.relabel:
                 record_label(con, args.relabel[0], "relabel", service_code=args.relabel[1])
+            elif args.accept_post:
+                record_post_label(con, args.accept_post, "accept")
+            elif args.reject_post:
+                record_post_label(con, args.reject_post, "reject")
             else:
                 rows = list_queue(con)
                 for r in rows:
                     print(f"{r.incident_id}  {r.service_code or '-':<12} ward={r.ward_id or '-':<5} "
                           f"confidence={r.confidence:.2f} posts={r.post_count}  {r.text[:80]}")
                 print(f"{len(rows)} incidents waiting for review")
+                # Posts in a language the model cannot read (ml.language_review), not chatter.
+                posts = list_post_queue(con)
+                for p in posts:
+                    relevance = "-" if p.relevance is None else f"{p.relevance:.2f}"
+                    text = " ".join(p.text.split())[:80]
+                    print(f"{p.post_id}  lang={p.lang:<4} relevance={relevance}  {p.reason}  {text}")
+                print(f"{len(posts)} posts waiting for language review (--accept-post / --reject-post)")
                 return EXIT_OK
         except LabelError as exc:
             raise CliError(_one_line(str(exc))) from None
@@ -487,6 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
     action.add_argument("--accept", metavar="INCIDENT_ID", help="file it on the next run")
     action.add_argument("--reject", metavar="INCIDENT_ID", help="never file it")
     action.add_argument("--relabel", nargs=2, metavar=("INCIDENT_ID", "SERVICE_CODE"), help="file it under this service")
+    action.add_argument("--accept-post", metavar="POST_ID", help="a post in language review: a report from the next run")
+    action.add_argument("--reject-post", metavar="POST_ID", help="a post in language review: chatter")
     review.set_defaults(func=cmd_review)
     from social311.orchestration.listen import add_listen_parser  # social platforms (issue 12)
 

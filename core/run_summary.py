@@ -7,7 +7,7 @@ The rule (documented in the README, "Exit codes"):
   ``failed`` (the server refused it for good);
 * exit 0 with a ``warning:`` line for what needs no action now or is retried by itself: a
   check of severity WARN failed, tickets waiting to retry or pending reconciliation, records
-  quarantined with their reasons.
+  quarantined with their reasons, posts waiting in language review.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class RunSummary:
     tickets_to_act_on: list[str] = field(default_factory=list)  # "INCIDENT state: reason"
     tickets_retrying: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)  # "stage: reason" -> count
+    language_review: int = 0  # posts in ml.language_review without a reviewer's label
 
     @property
     def exit_code(self) -> int:
@@ -62,6 +63,9 @@ class RunSummary:
         if total:
             top = ", ".join(f"{n} {reason}" for reason, n in sorted(self.quarantined.items(), key=lambda kv: -kv[1])[:5])
             lines.append(f"warning: {total} record(s) quarantined this run ({top})")
+        if self.language_review:
+            lines.append(f"warning: {self.language_review} post(s) in a language the model cannot read wait for review "
+                         "(see `social311 review`)")
         return "\n".join(lines)
 
     def json(self) -> str:
@@ -120,3 +124,7 @@ def _from_warehouse(summary: RunSummary, duckdb_path: Path, started: datetime) -
                     "select stage, reason, count(*) from quarantine.records where quarantined_at >= ? group by all",
                     [started]).fetchall():
                 summary.quarantined[f"{stage}: {_first_line(reason)[:80]}"] = n
+        if "ml.language_review" in tables:
+            from social311.models.review import count_post_queue
+
+            summary.language_review = count_post_queue(con)

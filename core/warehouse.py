@@ -231,6 +231,9 @@ TABLES: dict[str, str] = {
     "ops.review_labels": """
         incident_id VARCHAR PRIMARY KEY, action VARCHAR NOT NULL, service_code VARCHAR,
         labelled_at TIMESTAMPTZ NOT NULL""",
+    # A reviewer's label of a post in language review (models/review.py): accept makes it a report
+    # on the next run (orchestration/ml.py post_signals), reject leaves it chatter; the latest wins.
+    "ops.post_review_labels": "post_id VARCHAR PRIMARY KEY, action VARCHAR NOT NULL, labelled_at TIMESTAMPTZ NOT NULL",
     "ops.ticket_ledger": """
         incident_id VARCHAR PRIMARY KEY, marker VARCHAR NOT NULL UNIQUE, state VARCHAR NOT NULL,
         service_code VARCHAR NOT NULL, service_request_id VARCHAR, token VARCHAR,

@@ -13,6 +13,13 @@ Labels are also training data: the posts of accepted or relabelled incidents bec
 positives of the relevance model, those of rejected ones extra negatives (``labelled_posts``),
 and the posts of accepted or relabelled incidents pull their service's type centroid towards
 them (``typed_examples``, ``issue_types.with_examples``).
+
+Posts too: a post below the relevance threshold in a language the model cannot read waits in
+``ml.language_review`` (``models/language.py``). A reviewer accepts it (``record_post_label``;
+``ml/post_signals`` re-scores it as a report on the next run, embedded, and it flows on to
+typing, location, merging and filing) or rejects it (it stays chatter). The label is kept in
+``ops.post_review_labels``; either way the post leaves the queue (``list_post_queue``) and,
+once embedded, is a relevance training example (``labelled_post_texts``).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 ACTIONS = ("accept", "reject", "relabel")
+POST_ACTIONS = ("accept", "reject")
 # Statuses a label may turn into ``ready``: the others lack a place or a ward, and the
 # blocking checks would refuse them anyway.
 FILEABLE_WITH_LABEL = {"accept": ("review",), "relabel": ("review", "untyped", "ready")}
@@ -39,6 +47,17 @@ class QueuedIncident:
     ward_id: str | None
     confidence: float
     post_count: int
+    text: str
+
+
+@dataclass(frozen=True)
+class QueuedPost:
+    """A post routed to language review (``ml.language_review``) and not labelled yet."""
+
+    post_id: str
+    lang: str
+    relevance: float | None
+    reason: str
     text: str
 
 
@@ -79,6 +98,47 @@ def list_queue(con) -> list[QueuedIncident]:
     return [QueuedIncident(r[0], r[1], r[2], float(r[3]), int(r[4]), r[5] or "") for r in rows]
 
 
+def _has_post_labels(con) -> bool:
+    # A warehouse opened read-only is not migrated (core/warehouse.py ensure_tables): before its
+    # first run with this version it has no ops.post_review_labels, and so no label yet.
+    return bool(con.execute("select 1 from duckdb_tables() where schema_name = 'ops' and table_name = 'post_review_labels' "
+                            "and database_name = current_database()").fetchone())
+
+
+def record_post_label(con, post_id: str, action: str) -> None:
+    """Keep a reviewer's label of a post in language review (the latest label of a post wins)."""
+    if action not in POST_ACTIONS:
+        raise LabelError(f"unknown action {action!r}; choose one of {POST_ACTIONS}")
+    if not con.execute("select 1 from ml.language_review where post_id = ?", [post_id]).fetchone():
+        raise LabelError(f"no post {post_id} in language review")
+    con.execute("insert or replace into ops.post_review_labels values (?, ?, ?)",
+                [post_id, action, datetime.now(timezone.utc)])
+
+
+def list_post_queue(con) -> list[QueuedPost]:
+    """Posts waiting in language review and not labelled yet, oldest first, with their (pseudonymised) text."""
+    unlabelled = "where l.post_id not in (select post_id from ops.post_review_labels)" if _has_post_labels(con) else ""
+    rows = con.execute(
+        "select l.post_id, l.lang, l.relevance, l.reason, p.post_text from ml.language_review l "
+        f"left join stg_social__posts p using (post_id) {unlabelled} order by l.routed_at, l.post_id").fetchall()
+    return [QueuedPost(r[0], r[1], None if r[2] is None else float(r[2]), r[3], r[4] or "") for r in rows]
+
+
+def count_post_queue(con) -> int:
+    """How many posts wait in language review without a label (the run summary's warning)."""
+    unlabelled = "where post_id not in (select post_id from ops.post_review_labels)" if _has_post_labels(con) else ""
+    return con.execute(f"select count(*) from ml.language_review {unlabelled}").fetchone()[0]
+
+
+def accepted_posts_to_rescore(con) -> list[str]:
+    """Posts a reviewer accepted out of language review that are not reports yet (``ml/post_signals`` re-scores them)."""
+    return [r[0] for r in con.execute(
+        "select l.post_id from ops.post_review_labels l join ml.post_signals s using (post_id) "
+        # Only posts still staged: a deleted signal row is written again in the same run.
+        "where l.action = 'accept' and not s.is_report and l.post_id in (select post_id from stg_social__posts) "
+        "order by l.post_id").fetchall()]
+
+
 def labels(con) -> dict[str, tuple[str, str | None]]:
     """incident_id -> (action, service_code) of every recorded label."""
     return {r[0]: (r[1], r[2]) for r in con.execute("select incident_id, action, service_code from ops.review_labels").fetchall()}
@@ -99,11 +159,21 @@ def labelled_posts(con) -> tuple[np.ndarray, np.ndarray]:
 
 
 def labelled_post_texts(con) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """``labelled_posts`` with each post's text: ``(texts, embeddings, 0/1 labels)`` (the combined model reads both)."""
+    """``labelled_posts`` with each post's text: ``(texts, embeddings, 0/1 labels)`` (the combined model reads both).
+
+    Posts labelled out of language review count too, once embedded (an accepted post is embedded
+    on the run after its label; a rejected one only if it was embedded when routed).
+    """
     rows = con.execute(
-        "select p2.post_text, s.embedding, l.action from ops.review_labels l join ops.incident_posts p using (incident_id) "
+        "select p2.post_text, s.embedding, l.action, p.post_id from ops.review_labels l "
+        "join ops.incident_posts p using (incident_id) "
         "join ml.post_signals s using (post_id) join stg_social__posts p2 on p2.post_id = p.post_id "
-        "where s.embedding is not null order by p.post_id").fetchall()
+        "where s.embedding is not null "
+        "union all select p2.post_text, s.embedding, l.action, l.post_id from ops.post_review_labels l "
+        "join ml.post_signals s using (post_id) join stg_social__posts p2 on p2.post_id = l.post_id "
+        "where s.embedding is not null and l.post_id not in (select post_id from ops.incident_posts "
+        "where incident_id in (select incident_id from ops.review_labels)) "
+        "order by 4").fetchall()
     if not rows:
         return [], np.zeros((0, 384), dtype=np.float32), np.zeros(0, dtype=int)
     return ([r[0] or "" for r in rows], np.array([r[1] for r in rows], dtype=np.float32),

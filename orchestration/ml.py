@@ -49,13 +49,19 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
     from social311.models.history import empty_history, load_history
     from social311.models.language import route_unreadable
     from social311.models.relevance import MAX_HISTORY
-    from social311.models.review import labelled_post_texts
+    from social311.models.review import accepted_posts_to_rescore, labelled_post_texts
     from social311.models.sentiment import sentiment
 
     cfg = city.load()
     settings = cfg.prefilter
     clock = _PhaseClock()  # where the step's time goes, in its metadata (bench/pipeline_100k.py reads it)
     with connect(cfg.duckdb_path) as con:
+        # Posts a reviewer accepted out of language review (models/review.py) are scored again as
+        # reports: their signal row goes, so they are in `todo`, embedded even if the prefilter
+        # had skipped them (typing needs the embedding), and not routed to review again.
+        accepted = set(accepted_posts_to_rescore(con))
+        if accepted:
+            con.execute("delete from ml.post_signals where list_contains(?, post_id)", [sorted(accepted)])
         todo = con.execute(
             "select post_id, post_text, lang from stg_social__posts "
             "where post_id not in (select post_id from ml.post_signals) order by ingested_at, post_id"
@@ -151,11 +157,14 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
             prefilter_meta = {"prefilter": f"not trained yet ({len(train_labels)} scored posts)"}
         context.log.info(f"prefilter: {log_pairs(prefilter_meta)}")
         clock.lap("prefilter")
+    forced = np.array([pid in accepted for pid, _, _ in todo], dtype=bool)  # reviewer-accepted: reports
+    skip &= ~forced
     rest = np.flatnonzero(~skip & ~embedded)
     embed(rest, total=int(embedded.sum()) + len(rest))
     # A post the model cannot read is not chatter: below the threshold in another language, it goes
     # to review with its reason (models/language.py), whether embedded or skipped by the prefilter.
-    routed = route_unreadable(texts, relevance, threshold, tags=[lang for _, _, lang in todo])
+    routed = [r for r in route_unreadable(texts, relevance, threshold, tags=[lang for _, _, lang in todo])
+              if not forced[r.index]]
     if routed:
         context.log.warning(f"{len(routed)} posts in a language the relevance model cannot read go to review "
                             "(ml.language_review), not to chatter")
@@ -170,7 +179,7 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
     frame = pd.DataFrame(embeddings, columns=[f"e{k}" for k in range(DIMENSIONS)], copy=False)
     frame.insert(0, "post_id", pd.Series([pid for pid, _, _ in todo], dtype="string"))
     frame["relevance"] = relevance
-    frame["is_report"] = embedded & (relevance >= threshold)
+    frame["is_report"] = embedded & ((relevance >= threshold) | forced)
     frame["sentiment"] = moods  # NaN (skipped posts) reads as NULL
     frame["lang"] = pd.Series([lang for _, _, lang in todo], dtype="string")
     frame["embedded"] = embedded
@@ -187,11 +196,11 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
                     [(todo[r.index][0], r.language.code, r.language.confidence, float(relevance[r.index]), r.reason,
                       datetime.now(timezone.utc)) for r in routed])
     clock.lap("write")
-    reports = int((embedded & (relevance >= threshold)).sum())
+    reports = int((embedded & ((relevance >= threshold) | forced)).sum())
     return dg.MaterializeResult(metadata={"embedded": int(embedded.sum()), "reports": reports, "model": embedder.model_name,
                                           "reviewed_posts_in_training": int(len(labelled[2])),
                                           "starting_model": bool(model.trained_on.get("starting_model")),
-                                          "language_review": len(routed),
+                                          "language_review": len(routed), "accepted_from_review": len(accepted),
                                           "history_requests_in_training": min(len(service_history), MAX_HISTORY),
                                           "mean_relevance": float(np.mean(relevance)), **prefilter_meta,
                                           "embeddings_reused": reused[0], "relevance_model_cached": model_cached,
