@@ -118,9 +118,14 @@ def record_post_label(con, post_id: str, action: str) -> None:
 def list_post_queue(con) -> list[QueuedPost]:
     """Posts waiting in language review and not labelled yet, oldest first, with their (pseudonymised) text."""
     unlabelled = "where l.post_id not in (select post_id from ops.post_review_labels)" if _has_post_labels(con) else ""
+    # The texts live in dbt's staging model, absent from a warehouse that dbt has not built yet.
+    staged = con.execute("select 1 from information_schema.tables where table_name = 'stg_social__posts' "
+                         "and table_catalog = current_database()").fetchone()
+    text = "p.post_text" if staged else "null"
+    join = "left join stg_social__posts p using (post_id)" if staged else ""
     rows = con.execute(
-        "select l.post_id, l.lang, l.relevance, l.reason, p.post_text from ml.language_review l "
-        f"left join stg_social__posts p using (post_id) {unlabelled} order by l.routed_at, l.post_id").fetchall()
+        f"select l.post_id, l.lang, l.relevance, l.reason, {text} from ml.language_review l "
+        f"{join} {unlabelled} order by l.routed_at, l.post_id").fetchall()
     return [QueuedPost(r[0], r[1], None if r[2] is None else float(r[2]), r[3], r[4] or "") for r in rows]
 
 
