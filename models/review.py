@@ -111,6 +111,9 @@ def record_post_label(con, post_id: str, action: str) -> None:
         raise LabelError(f"unknown action {action!r}; choose one of {POST_ACTIONS}")
     if not con.execute("select 1 from ml.language_review where post_id = ?", [post_id]).fetchone():
         raise LabelError(f"no post {post_id} in language review")
+    if con.execute("select 1 from ml.post_signals where post_id = ? and is_report", [post_id]).fetchone():
+        # Accepted earlier and a report since the run after: it may already be in an incident or a ticket.
+        raise LabelError(f"post {post_id} is a report already (accepted earlier); review its incident instead")
     con.execute("insert or replace into ops.post_review_labels values (?, ?, ?)",
                 [post_id, action, datetime.now(timezone.utc)])
 

@@ -112,3 +112,6 @@ def test_accepted_post_becomes_a_typed_report_and_rejected_stays_chatter(city, c
     again = dg.materialize([post_signals], resources={"city": CityResource(config_path=str(config))})
     assert again.asset_materializations_for_node("ml__post_signals")[0].metadata["embedded"].value == 0
     assert _signals(path)["p1"] == (True, True)
+    # Once a report, the post's incident is what a reviewer labels, not the post.
+    assert main(["review", "--config", str(config), "--reject-post", "p1"]) == 2
+    assert "is a report already" in capsys.readouterr().err
