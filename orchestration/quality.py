@@ -101,7 +101,7 @@ def gx_check(
             and the whole table once every ``FULL_CHECK_EVERY_HOURS`` (``full_check_due``).
     """
 
-    def evaluate(con) -> tuple[bool, dict[str, Any]]:
+    def evaluate(con, cfg) -> tuple[bool, dict[str, Any]]:
         full = latest_query is None or full_check_due(con, suite.name)
         frame = con.execute(query if full else latest_query).df()
         success, metadata = validate(frame, suite)
@@ -143,7 +143,7 @@ def sql_check(
 ) -> dg.AssetChecksDefinition:
     """A check that passes when ``query`` (which selects offending rows) returns none."""
 
-    def evaluate(con) -> tuple[bool, dict[str, Any]]:
+    def evaluate(con, cfg) -> tuple[bool, dict[str, Any]]:
         offending = con.execute(query).fetchall()
         return not offending, {"offending_rows": len(offending), "examples": str(offending[:5])[:500]}
 
@@ -162,13 +162,13 @@ def sql_check(
 
 @dataclass(frozen=True)
 class BatchableCheck:
-    """One check as data: its spec and a function of an open warehouse connection.
+    """One check as data: its spec and a function of an open warehouse connection and the city.
 
-    ``evaluate(con)`` returns ``(passed, metadata)``.
+    ``evaluate(con, cfg)`` returns ``(passed, metadata)``; ``cfg`` is the loaded city config.
     """
 
     spec: dg.AssetCheckSpec
-    evaluate: Callable[[Any], tuple[bool, dict[str, Any]]]
+    evaluate: Callable[[Any, Any], tuple[bool, dict[str, Any]]]
 
 
 #: Every check built by ``gx_check``/``sql_check``, by check key (a rebuilt check replaces its entry).
@@ -183,20 +183,34 @@ def _single_check(check: BatchableCheck) -> dg.AssetChecksDefinition:
     @dg.asset_check(asset=spec.asset_key, name=spec.name, blocking=spec.blocking, description=spec.description,
                     required_resource_keys={"city"})
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        with connect(context.resources.city.load().duckdb_path) as con:
-            passed, metadata = check.evaluate(con)
+        cfg = context.resources.city.load()
+        with connect(cfg.duckdb_path) as con:
+            passed, metadata = check.evaluate(con, cfg)
         return dg.AssetCheckResult(passed=passed, metadata=metadata)
 
     return _check
 
 
-def evaluate_one(check: BatchableCheck, con) -> dg.AssetCheckResult:
+def city_check(*, asset: dg.AssetKey | str | Sequence[str], name: str, description: str, blocking: bool = False):
+    """Decorator: a check written as ``fn(con, cfg) -> (passed, metadata)``, batched like the others.
+
+    For checks that need more than one query or the city config (thresholds, bounding box).
+    """
+
+    def wrap(fn: Callable[[Any, Any], tuple[bool, dict[str, Any]]]) -> dg.AssetChecksDefinition:
+        return _single_check(BatchableCheck(
+            dg.AssetCheckSpec(name, asset=asset, description=description, blocking=blocking), fn))
+
+    return wrap
+
+
+def evaluate_one(check: BatchableCheck, con, cfg) -> dg.AssetCheckResult:
     """Run one check of a batch; an exception becomes that check's failed result, with the error.
 
     A batch is one step: letting the exception out would lose every later check's result.
     """
     try:
-        passed, metadata = check.evaluate(con)
+        passed, metadata = check.evaluate(con, cfg)
     except Exception as exc:  # noqa: BLE001 - reported as the check's own failure, not swallowed
         passed, metadata = False, {"error": f"{type(exc).__name__}: {exc}"[:1000]}
     return dg.AssetCheckResult(asset_key=check.spec.asset_key, check_name=check.spec.name,
@@ -225,9 +239,10 @@ def _batch(asset_key: dg.AssetKey, group: list[BatchableCheck]) -> dg.AssetCheck
                           required_resource_keys={"city"})
     def _checks(context: dg.AssetCheckExecutionContext):
         selected = context.selected_asset_check_keys
-        with connect(context.resources.city.load().duckdb_path) as con:
+        cfg = context.resources.city.load()
+        with connect(cfg.duckdb_path) as con:
             for check in group:
                 if check.spec.key in selected:
-                    yield evaluate_one(check, con)
+                    yield evaluate_one(check, con, cfg)
 
     return _checks
