@@ -169,6 +169,8 @@ class BatchableCheck:
 
     spec: dg.AssetCheckSpec
     evaluate: Callable[[Any, Any], tuple[bool, dict[str, Any]]]
+    #: WARN: a failure is shown as a warning and never blocks.
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
 
 
 #: Every check built by ``gx_check``/``sql_check``, by check key (a rebuilt check replaces its entry).
@@ -186,12 +188,13 @@ def _single_check(check: BatchableCheck) -> dg.AssetChecksDefinition:
         cfg = context.resources.city.load()
         with connect(cfg.duckdb_path) as con:
             passed, metadata = check.evaluate(con, cfg)
-        return dg.AssetCheckResult(passed=passed, metadata=metadata)
+        return dg.AssetCheckResult(passed=passed, metadata=metadata, severity=check.severity)
 
     return _check
 
 
-def city_check(*, asset: dg.AssetKey | str | Sequence[str], name: str, description: str, blocking: bool = False):
+def city_check(*, asset: dg.AssetKey | str | Sequence[str], name: str, description: str, blocking: bool = False,
+               severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR):
     """Decorator: a check written as ``fn(con, cfg) -> (passed, metadata)``, batched like the others.
 
     For checks that need more than one query or the city config (thresholds, bounding box).
@@ -199,7 +202,7 @@ def city_check(*, asset: dg.AssetKey | str | Sequence[str], name: str, descripti
 
     def wrap(fn: Callable[[Any, Any], tuple[bool, dict[str, Any]]]) -> dg.AssetChecksDefinition:
         return _single_check(BatchableCheck(
-            dg.AssetCheckSpec(name, asset=asset, description=description, blocking=blocking), fn))
+            dg.AssetCheckSpec(name, asset=asset, description=description, blocking=blocking), fn, severity))
 
     return wrap
 
@@ -214,7 +217,7 @@ def evaluate_one(check: BatchableCheck, con, cfg) -> dg.AssetCheckResult:
     except Exception as exc:  # noqa: BLE001 - reported as the check's own failure, not swallowed
         passed, metadata = False, {"error": f"{type(exc).__name__}: {exc}"[:1000]}
     return dg.AssetCheckResult(asset_key=check.spec.asset_key, check_name=check.spec.name,
-                               passed=bool(passed), metadata=metadata)
+                               passed=bool(passed), metadata=metadata, severity=check.severity)
 
 
 def batched_checks(checks: Iterable[BatchableCheck]) -> list[dg.AssetChecksDefinition]:
