@@ -212,12 +212,15 @@ def evaluate_one(check: BatchableCheck, con, cfg) -> dg.AssetCheckResult:
 
     A batch is one step: letting the exception out would lose every later check's result.
     """
+    description = None
     try:
         passed, metadata = check.evaluate(con, cfg)
     except Exception as exc:  # noqa: BLE001 - reported as the check's own failure, not swallowed
-        passed, metadata = False, {"error": f"{type(exc).__name__}: {exc}"[:1000]}
-    return dg.AssetCheckResult(asset_key=check.spec.asset_key, check_name=check.spec.name,
-                               passed=bool(passed), metadata=metadata, severity=check.severity)
+        error = f"{type(exc).__name__}: {exc}"
+        # The description is what the run summary prints beside the failed check (one line).
+        passed, metadata, description = False, {"error": error[:1000]}, "check raised " + error.splitlines()[0][:300]
+    return dg.AssetCheckResult(asset_key=check.spec.asset_key, check_name=check.spec.name, passed=bool(passed),
+                               metadata=metadata, severity=check.severity, description=description)
 
 
 def batched_checks(checks: Iterable[BatchableCheck]) -> list[dg.AssetChecksDefinition]:

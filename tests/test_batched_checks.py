@@ -63,6 +63,7 @@ def test_a_batch_reports_each_checks_own_result(tmp_path):
     assert evaluations["ids_unique"].metadata["offending_rows"].value == 1
     assert evaluations["table_is_there"].passed is False
     assert "no_such_table" in evaluations["table_is_there"].metadata["error"].value
+    assert evaluations["table_is_there"].description.startswith("check raised CatalogException")
     assert evaluations["names_present"].passed is True
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
     assert dg.AssetKey("down") in materialized, "non-blocking failures do not stop downstream"
