@@ -152,9 +152,10 @@ def sql_check(
 
 
 # --- Batching -------------------------------------------------------------------------------------
-# Each asset check is its own Dagster step, and a step costs about a second of fixed overhead
-# (step start/success events, input loading, event-log writes) even when the check itself takes
-# milliseconds. ``gx_check`` and ``sql_check`` therefore register what they build here, and the
+# An asset check of its own is a Dagster step of its own: step events and event-log writes, and
+# here a warehouse connection each (the README's "Checks batched" gives the figures: 55 steps
+# became 41 on the demo warehouse, the checks' time fell by a few seconds only). ``gx_check``,
+# ``sql_check`` and ``city_check`` therefore register what they build here, and the
 # code location (``definitions.build_defs``) replaces those single checks by one
 # ``multi_asset_check`` per asset (``batched_checks``). Check keys, descriptions, blocking flags,
 # metadata and pass/fail logic are the same either way; the single checks stay usable on their own.
@@ -173,7 +174,7 @@ class BatchableCheck:
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
 
 
-#: Every check built by ``gx_check``/``sql_check``, by check key (a rebuilt check replaces its entry).
+#: Every check built by ``gx_check``/``sql_check``/``city_check``, by check key (a rebuilt check replaces its entry).
 REGISTRY: dict[dg.AssetCheckKey, BatchableCheck] = {}
 
 
