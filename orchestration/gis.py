@@ -23,7 +23,7 @@ from social311.integrations.gis.versions import version_problems
 from social311.records import Place, Reject, StreetSegment, Ward, WardSet
 
 from social311.orchestration.ingest import quarantine
-from social311.orchestration.quality import Suite, gx_check, sql_check
+from social311.orchestration.quality import Suite, city_check, gx_check, sql_check
 from social311.orchestration.resources import CityResource
 from social311.warehouse import connect, insert_many, registered
 
@@ -175,61 +175,58 @@ def _day(value) -> date | None:
     return date.fromisoformat(str(value)) if value else None
 
 
-@dg.asset_check(asset=WARDS, name="wards_overlaps_and_gaps",
-                description="Overlaps and gaps between the wards of each version, measured (km²); fails above 1% of a ward.")
-def wards_overlaps_and_gaps(city: CityResource) -> dg.AssetCheckResult:
-    with connect(city.load().duckdb_path, read_only=True) as con:
-        rows = con.execute("select boundary_version, ward_id, name, st_astext(geom) from gis.wards order by 1, 2").fetchall()
+@city_check(asset=WARDS, name="wards_overlaps_and_gaps",
+            description="Overlaps and gaps between the wards of each version, measured (km²); fails above 1% of a ward.")
+def wards_overlaps_and_gaps(con, cfg) -> tuple[bool, dict]:
+    rows = con.execute("select boundary_version, ward_id, name, st_astext(geom) from gis.wards order by 1, 2").fetchall()
     by_version: dict[str, list[Ward]] = {}
     for version, ward_id, name, wkt in rows:
         by_version.setdefault(version, []).append(Ward(ward_id=ward_id, name=name or ward_id, geometry_wkt=wkt))
     figures = {v: measure(wards) for v, wards in by_version.items()}
     largest_ward = {v: max(shapely.from_wkt(w.geometry_wkt).area for w in wards) for v, wards in by_version.items()}
     passed = all(f["overlap_km2"] <= 0.01 * measure_km2(largest_ward[v], by_version[v]) for v, f in figures.items())
-    return dg.AssetCheckResult(passed=passed, metadata={
+    return passed, {
         **{f"{v}_overlap_km2": f["overlap_km2"] for v, f in figures.items()},
         **{f"{v}_overlapping_pairs": f["overlapping_pairs"] for v, f in figures.items()},
         **{f"{v}_largest_overlaps": ", ".join(f["largest_overlaps"]) or "none" for v, f in figures.items()},
         **{f"{v}_gap_km2": f["gap_km2"] for v, f in figures.items()},
         **{f"{v}_gaps": f["gaps"] for v, f in figures.items()},
-    })
+    }
 
 
 POSTS_IN_WARDS = dg.AssetKey(["int_posts_in_wards"])
 
 
-@dg.asset_check(asset=POSTS_IN_WARDS, name="default_coordinates_not_assigned",
-                description="Points shared by many geotagged posts (a geocoder's default) have low confidence and no ward.")
-def default_coordinates_not_assigned(city: CityResource) -> dg.AssetCheckResult:
-    with connect(city.load().duckdb_path, read_only=True) as con:
-        points = con.execute("""select round(lat, 6), round(lon, 6), count(*) as posts,
-                                       count(ward_id) as with_ward, max(location_confidence) as max_confidence
-                                from int_posts_in_wards where is_default_point group by 1, 2 order by posts desc""").fetchall()
+@city_check(asset=POSTS_IN_WARDS, name="default_coordinates_not_assigned",
+            description="Points shared by many geotagged posts (a geocoder's default) have low confidence and no ward.")
+def default_coordinates_not_assigned(con, cfg) -> tuple[bool, dict]:
+    points = con.execute("""select round(lat, 6), round(lon, 6), count(*) as posts,
+                                   count(ward_id) as with_ward, max(location_confidence) as max_confidence
+                            from int_posts_in_wards where is_default_point group by 1, 2 order by posts desc""").fetchall()
     wrong = [p for p in points if p[3] > 0 or p[4] > 0.1]
-    return dg.AssetCheckResult(passed=not wrong, metadata={
+    return not wrong, {
         "default_points": len(points), "posts_at_default_points": sum(p[2] for p in points),
         "largest": ", ".join(f"({p[0]}, {p[1]}): {p[2]} posts" for p in points[:5]) or "none",
-        "assigned_anyway": len(wrong)})
+        "assigned_anyway": len(wrong)}
 
 
 DEFAULT_POINTS = dg.AssetKey(["int_default_points"])
 
 
-@dg.asset_check(asset=DEFAULT_POINTS, name="default_points_catches_and_false_flags",
-                description="Default points caught, by reason; fails when a flagged point's texts name places at "
-                            "the point and none elsewhere (a busy real address stripped of its ward).")
-def default_points_catches_and_false_flags(city: CityResource) -> dg.AssetCheckResult:
-    with connect(city.load().duckdb_path, read_only=True) as con:
-        rows = con.execute("""select round(lat, 6), round(lon, 6), posts, reason, is_default, is_suspected_false_flag,
-                                     text_agree, text_disagree
-                              from int_default_points order by posts desc""").fetchall()
+@city_check(asset=DEFAULT_POINTS, name="default_points_catches_and_false_flags",
+            description="Default points caught, by reason; fails when a flagged point's texts name places at "
+                        "the point and none elsewhere (a busy real address stripped of its ward).")
+def default_points_catches_and_false_flags(con, cfg) -> tuple[bool, dict]:
+    rows = con.execute("""select round(lat, 6), round(lon, 6), posts, reason, is_default, is_suspected_false_flag,
+                                 text_agree, text_disagree
+                          from int_default_points order by posts desc""").fetchall()
     flagged = [r for r in rows if r[4]]
     suspects = [r for r in flagged if r[5]]
     reasons: dict[str, int] = {}
     for r in flagged:
         key = r[3].split(":")[0]
         reasons[key] = reasons.get(key, 0) + r[2]
-    return dg.AssetCheckResult(passed=not suspects, metadata={
+    return not suspects, {
         "candidate_points": len(rows), "default_points": len(flagged),
         "posts_at_default_points": sum(r[2] for r in flagged),
         "candidates_kept": len(rows) - len(flagged),
@@ -237,39 +234,36 @@ def default_points_catches_and_false_flags(city: CityResource) -> dg.AssetCheckR
         **{f"posts_by_reason_{k.replace(' ', '_')}": v for k, v in reasons.items()},
         "suspected_false_flags": len(suspects),
         "suspects": ", ".join(f"({r[0]}, {r[1]}): {r[2]} posts, {r[6]} texts agree, {r[3]}" for r in suspects[:5]) or "none",
-        "largest": ", ".join(f"({r[0]}, {r[1]}): {r[2]} posts, {r[3]}" for r in flagged[:5]) or "none"})
+        "largest": ", ".join(f"({r[0]}, {r[1]}): {r[2]} posts, {r[3]}" for r in flagged[:5]) or "none"}
 
 
-@dg.asset_check(asset=POSTS_IN_WARDS, name="located_posts_inside_wards",
-                description="Warns when more than locations.max_outside_share of located posts fall outside every "
-                            "ward or before every boundary version (wrong CRS, wrong valid_from).")
-def located_posts_inside_wards(city: CityResource) -> dg.AssetCheckResult:
-    cfg = city.load()
-    with connect(cfg.duckdb_path, read_only=True) as con:
-        located, outside, before = con.execute("""
-            select count(*), count(*) filter (where is_outside_wards),
-                   count(*) filter (where cast(created_at as date) < (select min(coalesce(valid_from, date '0001-01-01'))
-                                                                      from gis.wards))
-            from int_posts_in_wards where lat is not null and not is_default_point""").fetchone()
+@city_check(asset=POSTS_IN_WARDS, name="located_posts_inside_wards", severity=dg.AssetCheckSeverity.WARN,
+            description="Warns when more than locations.max_outside_share of located posts fall outside every "
+                        "ward or before every boundary version (wrong CRS, wrong valid_from).")
+def located_posts_inside_wards(con, cfg) -> tuple[bool, dict]:
+    located, outside, before = con.execute("""
+        select count(*), count(*) filter (where is_outside_wards),
+               count(*) filter (where cast(created_at as date) < (select min(coalesce(valid_from, date '0001-01-01'))
+                                                                  from gis.wards))
+        from int_posts_in_wards where lat is not null and not is_default_point""").fetchone()
     share = outside / located if located else 0.0
     limit = cfg.locations.max_outside_share
-    return dg.AssetCheckResult(passed=share <= limit, severity=dg.AssetCheckSeverity.WARN, metadata={
+    return share <= limit, {
         "located_posts": located, "outside_every_ward": outside, "before_every_boundary_version": before or 0,
-        "share_outside": round(share, 4), "max_outside_share": limit})
+        "share_outside": round(share, 4), "max_outside_share": limit}
 
 
-@dg.asset_check(asset=WARDS, name="boundary_loads_replaced",
-                description="Warns when the latest load of a boundary version did not replace it (too few ward ids "
-                            "read): the previous wards are still in force.")
-def boundary_loads_replaced(city: CityResource) -> dg.AssetCheckResult:
-    with connect(city.load().duckdb_path, read_only=True) as con:
-        rows = con.execute("""select boundary_version, outcome, reason from (
-                                  select *, row_number() over (partition by boundary_version order by loaded_at desc) as n
-                                  from gis.boundary_loads) where n = 1 order by 1""").fetchall()
+@city_check(asset=WARDS, name="boundary_loads_replaced", severity=dg.AssetCheckSeverity.WARN,
+            description="Warns when the latest load of a boundary version did not replace it (too few ward ids "
+                        "read): the previous wards are still in force.")
+def boundary_loads_replaced(con, cfg) -> tuple[bool, dict]:
+    rows = con.execute("""select boundary_version, outcome, reason from (
+                              select *, row_number() over (partition by boundary_version order by loaded_at desc) as n
+                              from gis.boundary_loads) where n = 1 order by 1""").fetchall()
     kept = [r for r in rows if r[1] == "kept_previous"]
-    return dg.AssetCheckResult(passed=not kept, severity=dg.AssetCheckSeverity.WARN, metadata={
+    return not kept, {
         "versions": len(rows), "kept_previous": len(kept),
-        "why": "; ".join(f"{r[0]}: {r[2]}" for r in kept)[:1000] or "none"})
+        "why": "; ".join(f"{r[0]}: {r[2]}" for r in kept)[:1000] or "none"}
 
 
 def measure_km2(area_deg2: float, wards: list[Ward]) -> float:

@@ -12,7 +12,7 @@ import dagster as dg
 import numpy as np
 
 from social311.config import CityConfig
-from social311.orchestration.quality import Suite, gx_check, sql_check
+from social311.orchestration.quality import Suite, city_check, gx_check, sql_check
 from social311.orchestration.resources import CityResource
 from social311.privacy import mask_personal_data
 from social311.warehouse import connect, insert_many
@@ -302,29 +302,24 @@ def ready_incidents_suite(cfg_bbox: tuple[float, float, float, float] | None) ->
     return Suite(name="ready_incidents_expectations", expectations=tuple(expectations))
 
 
-@dg.asset_check(asset=INCIDENTS, name="ready_incidents_expectations", blocking=True,
-                description="Incidents ready to file have a service, a ward, a location in the city and no personal data.")
-def ready_incidents_check(context: dg.AssetCheckExecutionContext, city: CityResource) -> dg.AssetCheckResult:
+@city_check(asset=INCIDENTS, name="ready_incidents_expectations", blocking=True,
+            description="Incidents ready to file have a service, a ward, a location in the city and no personal data.")
+def ready_incidents_check(con, cfg) -> tuple[bool, dict]:
     from social311.orchestration.quality import validate
 
-    cfg = city.load()
-    with connect(cfg.duckdb_path) as con:
-        frame = con.execute("select * from ops.incidents where status = 'ready'").df()
-    success, metadata = validate(frame, ready_incidents_suite(cfg.bbox))
-    return dg.AssetCheckResult(passed=success, metadata=metadata)
+    frame = con.execute("select * from ops.incidents where status = 'ready'").df()
+    return validate(frame, ready_incidents_suite(cfg.bbox))
 
 
-@dg.asset_check(asset=INCIDENTS, name="incident_size_within_cap",
-                description="No incident holds more posts (reposts aside) than thresholds.merge_max_posts.")
-def incident_size_check(context: dg.AssetCheckExecutionContext, city: CityResource) -> dg.AssetCheckResult:
-    cap = city.load().thresholds.merge_max_posts
-    with connect(city.load().duckdb_path) as con:
-        rows = con.execute("""select incident_id, count(*) as posts from ops.incident_posts where merge_reason <> 'repost'
-                              group by incident_id order by posts desc limit 5""").fetchall()
+@city_check(asset=INCIDENTS, name="incident_size_within_cap",
+            description="No incident holds more posts (reposts aside) than thresholds.merge_max_posts.")
+def incident_size_check(con, cfg) -> tuple[bool, dict]:
+    cap = cfg.thresholds.merge_max_posts
+    rows = con.execute("""select incident_id, count(*) as posts from ops.incident_posts where merge_reason <> 'repost'
+                          group by incident_id order by posts desc limit 5""").fetchall()
     largest = rows[0][1] if rows else 0
     over = [r for r in rows if cap is not None and r[1] > cap]
-    return dg.AssetCheckResult(passed=not over, metadata={"cap": cap if cap is not None else "none", "largest": largest,
-                                                          "over_cap": str(over)[:500]})
+    return not over, {"cap": cap if cap is not None else "none", "largest": largest, "over_cap": str(over)[:500]}
 
 
 def defs() -> dg.Definitions:
