@@ -41,6 +41,8 @@ FORMAT = "social311.combined/1"
 N_FEATURES = 2 ** 18
 EMBED_SCALE = 2.0
 PRIOR_SCALE = 0.5
+#: Rows scored at once by ``predict_proba`` (bounds its memory whatever the run's size).
+PREDICT_CHUNK = 4096
 log = logging.getLogger(__name__)
 
 
@@ -205,7 +207,18 @@ class CombinedModel:
         return sparse.hstack(blocks, format="csr", dtype=np.float32)
 
     def predict_proba(self, texts: list[str], embeddings: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities: ``(n,)`` P(class 1) when binary, else ``(n, len(classes))``."""
+        """Calibrated probabilities: ``(n,)`` P(class 1) when binary, else ``(n, len(classes))``.
+
+        Rows are scored in chunks of ``PREDICT_CHUNK``: the sparse feature matrix of 100,000
+        posts (n-grams + the embedding block + copies made by ``hstack``) would take gigabytes,
+        a chunk's takes tens of megabytes, and the result is the same.
+        """
+        if len(texts) != len(embeddings):
+            raise ValueError(f"{len(texts)} texts but {len(embeddings)} embeddings")
+        if len(texts) > PREDICT_CHUNK:
+            parts = [self.predict_proba(list(texts[i:i + PREDICT_CHUNK]), embeddings[i:i + PREDICT_CHUNK])
+                     for i in range(0, len(texts), PREDICT_CHUNK)]
+            return np.concatenate(parts, axis=0)
         z = self._decision(self.features(texts, embeddings))
         if len(self.classes) == 2:
             return 1.0 / (1.0 + np.exp(-np.clip(self.calibration.a * z + self.calibration.b, -500, 500)))

@@ -152,3 +152,17 @@ def test_type_classifier_types_posts_from_catalog_history_and_reviews(embedder):
     with pytest.raises(ValueError, match="texts"):
         classifier.predict_proba(vectors)
     assert TypeClassifier.train(services[:1], embedder) is None  # one service: nothing to choose between
+
+
+def test_scoring_in_chunks_equals_scoring_at_once(acl_slice, monkeypatch):
+    """A 100,000-post run scores in chunks (bounded memory); the probabilities must not change."""
+    texts, vectors, labels, train, test = acl_slice
+    binary = CombinedModel(folds=3).fit([texts[i] for i in train], vectors[train], labels[train])
+    three = np.where(labels[train] == 1, "complaint", np.where(np.arange(len(train)) % 2, "chat", "news"))
+    multi = CombinedModel(folds=3).fit([texts[i] for i in train], vectors[train], three)
+    rows = [texts[i] for i in test]
+    whole = binary.predict_proba(rows, vectors[test]), multi.predict_proba(rows, vectors[test])
+    monkeypatch.setattr(combined, "PREDICT_CHUNK", 7)  # 200 rows: 29 chunks, the last one short
+    chunked = binary.predict_proba(rows, vectors[test]), multi.predict_proba(rows, vectors[test])
+    assert chunked[0].shape == whole[0].shape and np.allclose(chunked[0], whole[0])
+    assert chunked[1].shape == whole[1].shape and np.allclose(chunked[1], whole[1])
