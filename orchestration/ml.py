@@ -179,7 +179,8 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
     frame = pd.DataFrame(embeddings, columns=[f"e{k}" for k in range(DIMENSIONS)], copy=False)
     frame.insert(0, "post_id", pd.Series([pid for pid, _, _ in todo], dtype="string"))
     frame["relevance"] = relevance
-    frame["is_report"] = embedded & ((relevance >= threshold) | forced)
+    is_report = embedded & ((relevance >= threshold) | forced)
+    frame["is_report"] = is_report
     frame["sentiment"] = moods  # NaN (skipped posts) reads as NULL
     frame["lang"] = pd.Series([lang for _, _, lang in todo], dtype="string")
     frame["embedded"] = embedded
@@ -196,7 +197,7 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
                     [(todo[r.index][0], r.language.code, r.language.confidence, float(relevance[r.index]), r.reason,
                       datetime.now(timezone.utc)) for r in routed])
     clock.lap("write")
-    reports = int((embedded & ((relevance >= threshold) | forced)).sum())
+    reports = int(is_report.sum())
     return dg.MaterializeResult(metadata={"embedded": int(embedded.sum()), "reports": reports, "model": embedder.model_name,
                                           "reviewed_posts_in_training": int(len(labelled[2])),
                                           "starting_model": bool(model.trained_on.get("starting_model")),

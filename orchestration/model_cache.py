@@ -94,9 +94,11 @@ def city_relevance_model(duckdb_path: str | Path, embedder: Any, service_texts: 
                      np.asarray(labels, dtype=np.int64), list(h_texts), np.asarray(h_vectors, dtype=np.float32))
     path = cache_dir(duckdb_path) / f"cityrelevance-{key}.npz"
 
-    def read() -> Any:
+    def read(prior: Any = None) -> Any:
         model = CombinedModel.load(path)
-        model.prior = load_starting("relevance", warn=warn) if start_bytes else None
+        if prior is None and start_bytes:
+            prior = load_starting("relevance", warn=warn)
+        model.prior = prior
         model.trained_on["starting_model"] = model.prior is not None
         return model
 
@@ -116,7 +118,7 @@ def city_relevance_model(duckdb_path: str | Path, embedder: Any, service_texts: 
             model.prior = prior
 
     _store(path, write)
-    return read(), False
+    return read(model.prior), False  # the prior city_model loaded: not read from disk twice
 
 
 def service_types(duckdb_path: str | Path, services: list, embedder: Any) -> tuple[list, bool]:
