@@ -106,7 +106,7 @@ class RelevanceModel:
             embedder: anything with ``encode(list[str]) -> np.ndarray`` (an ``Embedder``).
             service_texts: service names/descriptions of the city's catalog.
             labelled: ``(embeddings, 0/1 labels)`` of posts a reviewer labelled
-                (``review.labelled_posts``), added to the seeds; already embedded, so not again.
+                (``review.labelled_post_texts`` without the texts), added to the seeds; already embedded, so not again.
             history: ``(n, dims)`` embeddings of the city's past 311 request descriptions
                 (``history.load_history``): positives, weighted by :func:`history_weights`.
 

@@ -10,7 +10,7 @@ runs, so it holds however often incidents are recomputed:
 * ``relabel`` — filed under the new service code (``review``/``untyped`` become ``ready``).
 
 Labels are also training data: the posts of accepted or relabelled incidents become extra
-positives of the relevance model, those of rejected ones extra negatives (``labelled_posts``),
+positives of the relevance model, those of rejected ones extra negatives (``labelled_post_texts``),
 and the posts of accepted or relabelled incidents pull their service's type centroid towards
 them (``typed_examples``, ``issue_types.with_examples``).
 
@@ -152,22 +152,11 @@ def labels(con) -> dict[str, tuple[str, str | None]]:
     return {r[0]: (r[1], r[2]) for r in con.execute("select incident_id, action, service_code from ops.review_labels").fetchall()}
 
 
-def labelled_posts(con) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings and 0/1 labels of the posts behind labelled incidents (relevance training data).
-
-    The stored embeddings are used, so no post is embedded again.
-    """
-    rows = con.execute(
-        "select s.embedding, l.action from ops.review_labels l join ops.incident_posts p using (incident_id) "
-        "join ml.post_signals s using (post_id) where s.embedding is not null order by p.post_id").fetchall()
-    if not rows:
-        return np.zeros((0, 384), dtype=np.float32), np.zeros(0, dtype=int)
-    return (np.array([r[0] for r in rows], dtype=np.float32),
-            np.array([0 if r[1] == "reject" else 1 for r in rows], dtype=int))
-
-
 def labelled_post_texts(con) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """``labelled_posts`` with each post's text: ``(texts, embeddings, 0/1 labels)`` (the combined model reads both).
+    """Texts, stored embeddings and 0/1 labels of the posts behind labelled incidents (relevance training data).
+
+    Accepted or relabelled incidents' posts are positives, rejected ones' negatives; the stored
+    embeddings are used, so no post is embedded again (the combined model reads text and embedding).
 
     Posts labelled out of language review count too, once embedded (an accepted post is embedded
     on the run after its label; a rejected one only if it was embedded when routed).

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from social311.cli import main
-from social311.models.review import LabelError, apply_label, labelled_posts, list_queue, record_label
+from social311.models.review import LabelError, apply_label, list_queue, record_label
 from social311.orchestration.incidents import apply_review_labels
 from social311.warehouse import connect
 
@@ -74,16 +74,6 @@ def test_labels_round_trip_into_the_next_run(warehouse):
                     "inc-d": "ready:POT", "inc-e": "review:POT"}
     assert ready == {"inc-a", "inc-c", "inc-d"}
     assert queue == ["inc-e"]
-
-
-def test_labelled_posts_become_relevance_training_data(warehouse):
-    with connect(warehouse) as con:
-        assert len(labelled_posts(con)[1]) == 0
-        record_label(con, "inc-a", "accept")
-        record_label(con, "inc-b", "reject")
-        vectors, labels = labelled_posts(con)
-    assert labels.tolist() == [1, 0]  # p-inc-a, p-inc-b
-    assert vectors.shape == (2, 384) and vectors[0, 0] == 1.0 and vectors[1, 1] == 1.0
 
 
 @pytest.mark.parametrize("incident_id, action, code, message", [
