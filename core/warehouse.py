@@ -212,6 +212,9 @@ TABLES: dict[str, str] = {
     "ml.post_types": """
         post_id VARCHAR PRIMARY KEY, type_id VARCHAR NOT NULL, service_code VARCHAR,
         similarity DOUBLE NOT NULL, assigned_at TIMESTAMPTZ""",
+    # Reports typing tried and matched to no type, and under which typing inputs (orchestration/ml.py
+    # issue_types): not tried again until those inputs change or the post is scored again.
+    "ml.typing_attempts": "post_id VARCHAR PRIMARY KEY, typing_key VARCHAR NOT NULL, attempted_at TIMESTAMPTZ NOT NULL",
     # Posts below the relevance threshold in a language the model cannot read (models/language.py):
     # not chatter, but for a person to read.
     "ml.language_review": """

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import sparse
+from sklearn.linear_model import LogisticRegression
 
+from social311.models.combined import CombinedModel
 from social311.models.terms import distinctive_terms
 from social311.records import Service
 
@@ -67,23 +70,37 @@ def service_type_ids(services: list[Service]) -> dict[str, str]:
     return ids
 
 
-def service_types(services: list[Service], embedder: Any) -> list[IssueType]:
+def _unique(services: list[Service]) -> list[Service]:
+    """The catalog with duplicate codes dropped (the first kept), in catalog order."""
+    return list({s.service_code: s for s in reversed(services)}.values())[::-1]
+
+
+def catalog_texts(services: list[Service]) -> list[str]:
+    """The texts embedded for the catalog, in the order ``service_types`` and ``TypeClassifier`` read them.
+
+    Each service in turn: its name, description and keywords, then a few templated phrasings.
+    """
+    return [t for s in _unique(services) for t in _service_texts(s)]
+
+
+def service_types(services: list[Service], embedder: Any, embeddings: np.ndarray | None = None) -> list[IssueType]:
     """One mapped type per service of the catalog.
 
     Args:
         services: the city's Open311 service catalog (duplicate codes keep the first).
-        embedder: anything with ``encode(list[str]) -> np.ndarray``.
+        embedder: anything with ``encode(list[str]) -> np.ndarray``; unused with ``embeddings``.
+        embeddings: the embeddings of ``catalog_texts(services)``, when already computed.
 
     Returns:
         Types in catalog order; centroid = normalised mean embedding of the service's name,
         description and keywords and a few templated phrasings.
     """
-    unique = list({s.service_code: s for s in reversed(services)}.values())[::-1]
+    unique = _unique(services)
     if not unique:
         return []
     ids = service_type_ids(unique)
     texts = [_service_texts(s) for s in unique]
-    flat = embedder.encode([t for group in texts for t in group])
+    flat = _catalog_embeddings(texts, embedder, embeddings)
     types, start = [], 0
     for service, group in zip(unique, texts):
         centroid = _normalise(flat[start : start + len(group)].mean(axis=0)).astype(np.float32)
@@ -121,10 +138,59 @@ def with_examples(types: list[IssueType], examples: dict[str, np.ndarray], prior
     return out
 
 
+def _catalog_embeddings(groups: list[list[str]], embedder: Any, embeddings: np.ndarray | None) -> np.ndarray:
+    flat = [t for g in groups for t in g]
+    if embeddings is None:
+        return np.asarray(embedder.encode(flat), dtype=np.float32)
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    if len(embeddings) != len(flat):
+        raise ValueError(f"{len(embeddings)} catalog embeddings for {len(flat)} catalog texts (see catalog_texts)")
+    return embeddings
+
+
 #: How much a service classifier's probability moves a mapped type's score (see ``assign_types``).
 CLASSIFIER_WEIGHT = 0.25
 #: The classifier may carry a post over the similarity bar only from this close below it.
 CLASSIFIER_MAX_LIFT = 0.1
+
+
+class _UsedColumnsRegression:
+    """``LogisticRegression`` fitted on the feature columns the training rows use, read back at full width.
+
+    The typing model has 2 x 2^18 hashed n-gram columns, of which a catalog + history training
+    set touches a small share. L-BFGS keeps its coefficient vector, gradient and ten pairs of
+    history vectors over every column x every class, so fitting on all columns made typing the
+    run's largest step (1.8 GB). A column that is zero in every training row has zero gradient
+    from the loss, so under the L2 penalty its coefficient stays exactly 0 from L-BFGS's zero
+    start: fitting on the used columns only gives the same model in a fraction of the memory.
+    ``coef_`` is returned sparse at full width, so ``CombinedModel`` stores it unchanged.
+    """
+
+    def __init__(self, **params) -> None:
+        self.params = params
+
+    def fit(self, X: sparse.csr_matrix, y: np.ndarray, sample_weight: np.ndarray | None = None) -> _UsedColumnsRegression:
+        X = sparse.csr_matrix(X)
+        self.n_features = X.shape[1]
+        self.used = np.flatnonzero(X.getnnz(axis=0))
+        inner = LogisticRegression(**self.params).fit(X[:, self.used], y, sample_weight=sample_weight)
+        self.classes_, self.intercept_ = inner.classes_, inner.intercept_
+        dense = inner.coef_
+        rows = np.repeat(np.arange(dense.shape[0]), len(self.used))
+        cols = np.tile(self.used, dense.shape[0])
+        self.coef_ = sparse.csr_matrix((dense.ravel(), (rows, cols)), shape=(dense.shape[0], self.n_features))
+        self._inner = inner
+        return self
+
+    def decision_function(self, X: sparse.csr_matrix) -> np.ndarray:
+        return self._inner.decision_function(sparse.csr_matrix(X)[:, self.used])
+
+
+class _TypingModel(CombinedModel):
+    """``CombinedModel`` whose regressions fit on the used columns only (same model, less memory)."""
+
+    def _regression(self) -> _UsedColumnsRegression:
+        return _UsedColumnsRegression(C=self.C, max_iter=1000, tol=1e-3)
 
 
 class TypeClassifier:
@@ -147,24 +213,24 @@ class TypeClassifier:
     def train(cls, services: list[Service], embedder: Any, history_texts: list[str] | None = None,
               history_codes: list[str] | None = None, history_embeddings: np.ndarray | None = None,
               reviewed: tuple[list[str], list[str], np.ndarray] | None = None, max_history: int = 2000,
-              review_weight: float = 2.0) -> TypeClassifier | None:
+              review_weight: float = 2.0, catalog_embeddings: np.ndarray | None = None) -> TypeClassifier | None:
         """Fit on the catalog, the history and the reviewed posts; None with fewer than two services.
 
         Args:
             services: the catalog (its codes are the classes; history rows of other codes are left out).
-            embedder: encodes the catalog texts.
+            embedder: encodes the catalog texts; unused with ``catalog_embeddings``.
             history_texts / history_codes / history_embeddings: past requests, newest first.
             reviewed: ``(texts, service codes, embeddings)`` of reviewed posts.
+            catalog_embeddings: the embeddings of ``catalog_texts(services)`` when already
+                computed (``model_cache.catalog_embeddings``): the catalog is not embedded twice.
         """
-        from social311.models.combined import CombinedModel
-
-        unique = list({s.service_code: s for s in reversed(services)}.values())[::-1]
+        unique = _unique(services)
         if len(unique) < 2:
             return None
         groups = [_service_texts(s) for s in unique]
         texts = [t for g in groups for t in g]
         codes = [s.service_code for s, g in zip(unique, groups) for _ in g]
-        vectors = [np.asarray(embedder.encode(texts), dtype=np.float32)]
+        vectors = [_catalog_embeddings(groups, embedder, catalog_embeddings)]
         weights = [np.ones(len(texts))]
         known = {s.service_code for s in unique}
         if history_texts:
@@ -181,7 +247,7 @@ class TypeClassifier:
             codes += [reviewed[1][i] for i in keep]
             vectors.append(np.asarray(reviewed[2], dtype=np.float32)[keep])
             weights.append(np.full(len(keep), review_weight))
-        model = CombinedModel(folds=3).fit(texts, np.vstack(vectors), np.array(codes, dtype=object).astype(str),
+        model = _TypingModel(folds=3).fit(texts, np.vstack(vectors), np.array(codes, dtype=object).astype(str),
                                            sample_weight=np.concatenate(weights))
         return cls(model)
 
@@ -189,7 +255,9 @@ class TypeClassifier:
         """``(n, len(classes))`` calibrated probabilities; ``texts`` are required."""
         if texts is None:
             raise ValueError("TypeClassifier reads the posts' texts: pass texts")
-        return self.model.predict_proba(list(texts), embeddings)
+        proba = self.model.predict_proba(list(texts), embeddings)
+        # A catalog of two services is a binary model, which gives P(second class) alone.
+        return np.column_stack([1 - proba, proba]) if proba.ndim == 1 else proba
 
 
 def assign_types(

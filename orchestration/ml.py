@@ -257,36 +257,31 @@ class _PhaseClock:
     compute_kind="scikit-learn",
 )
 def issue_types(context: dg.AssetExecutionContext, city: CityResource):
-    """Types reports into issue types mapped to the city's Open311 catalog; never renumbers old types."""
+    """Types reports into issue types mapped to the city's Open311 catalog; never renumbers old types.
+
+    A report is typed when it is new, or when it matched no type under other typing inputs
+    (the classifier's training data, the types' centroids, the thresholds: ``typing_key``)
+    or before it was last scored. A run where no report is in that case neither loads the
+    embedding model nor trains nor reads the classifier: the answer would be the same.
+    """
     from social311.models.embeddings import get_embedder
     from social311.models import issue_types as typing_
     from social311.models.history import empty_history, load_history, with_history
     from social311.models.review import typed_example_texts, typed_examples
 
     cfg = city.load()
-    embedder = get_embedder(cfg.embedding_backend)
+    embedder = get_embedder(cfg.embedding_backend)  # loads its model on first encode only
     with connect(cfg.duckdb_path) as con:
         services = load_services(con)
         known = {r[0] for r in con.execute("select type_id from ml.issue_types").fetchall()}
-        waiting = con.execute(
-            "select count(*) from ml.post_signals where is_report and embedding is not null "
-            "and post_id not in (select post_id from ml.post_types)").fetchone()[0]
-        if not waiting and set(typing_.service_type_ids(services).values()) <= known:
-            # Nothing to type and every service already has its type: embedding the catalog again
-            # (the model's first use in a run with nothing new) would change nothing.
-            types_now = con.execute("select count(*) from ml.issue_types").fetchone()[0]
-            context.log.info("no report waiting for a type; every service type known")
-            yield dg.MaterializeResult(asset_key=ISSUE_TYPES, metadata={"types": types_now, "new_candidates": 0})
-            yield dg.MaterializeResult(asset_key=POST_TYPES, metadata={"typed": 0, "untyped": 0})
-            return
         # The city's past 311 requests pull each service's centroid and train a classifier (models/history.py).
         service_history = load_history(con, cfg.history.max_requests) if cfg.history.enabled else empty_history()
         # The production model (models/combined.py) over every service: catalog texts, the 311
         # history's texts and the reviewed posts; it reads each post's text and embedding.
         history_texts = list(service_history.texts) if len(service_history.texts) == len(service_history) else []
-        classifier = typing_.TypeClassifier.train(
-            services, embedder, history_texts=history_texts,
-            history_codes=[str(c) for c in service_history.codes.tolist()] if history_texts else None,
+        inputs = model_cache.TypingInputs(
+            services, history_texts=history_texts,
+            history_codes=[str(c) for c in service_history.codes.tolist()] if history_texts else [],
             history_embeddings=service_history.embeddings if history_texts else None,
             reviewed=typed_example_texts(con))
         # The catalog's centroids are re-embedded only when the catalog or the model changed.
@@ -294,16 +289,9 @@ def issue_types(context: dg.AssetExecutionContext, city: CityResource):
         types = with_history(catalog_types, service_history)
         # Reviewers' accepted and relabelled posts refine their service's centroid (same ids).
         types = typing_.with_examples(types, typed_examples(con))
-        # Column-wise: the embeddings arrive as numpy arrays, not one Python list per post
-        # (47,000 reports: 0.2 s instead of 5 s). Reports always have an embedding.
-        fresh = con.execute(
-            "select s.post_id, s.embedding, p.post_text from ml.post_signals s join stg_social__posts p using (post_id) "
-            "where s.is_report and s.embedding is not null and s.post_id not in (select post_id from ml.post_types) "
-            "order by p.ingested_at, s.post_id"
-        ).fetchnumpy()
-        todo = list(zip(fresh["post_id"].tolist(), fresh["post_text"].tolist()))
         existing_candidates = _load_candidates(con)
         all_types = types + existing_candidates
+        typing_key = typing_inputs_key(inputs.key(embedder.model_name), all_types, cfg.thresholds.type_similarity)
         now = datetime.now(timezone.utc)
         new_types = [t for t in types if t.type_id not in known]
         insert_many(
@@ -311,37 +299,85 @@ def issue_types(context: dg.AssetExecutionContext, city: CityResource):
             "insert into ml.issue_types values (?, ?, ?, ?, ?, ?, ?) on conflict (type_id) do nothing",
             [(t.type_id, t.label, t.service_code, t.status, t.centroid.tolist(), list(t.top_terms), now) for t in new_types],
         )
-        assigned = 0
-        unmatched = []
-        if todo:
-            embeddings = np.stack(list(fresh["embedding"])).astype(np.float32, copy=False)
-            choices = typing_.assign_types(embeddings, all_types, cfg.thresholds.type_similarity, classifier=classifier,
-                                           texts=[t for _, t in todo])
-            code_of = {t.type_id: t.service_code for t in all_types}
-            rows = []
-            for (pid, text), (type_id, sim), emb in zip(todo, choices, embeddings):
-                if type_id is None:
-                    unmatched.append((pid, text, emb))
-                    continue
+        # A withdrawn post's attempt goes with its signals.
+        con.execute("delete from ml.typing_attempts where post_id not in (select post_id from ml.post_signals)")
+        # Column-wise: the embeddings arrive as numpy arrays, not one Python list per post
+        # (47,000 reports: 0.2 s instead of 5 s). Reports always have an embedding.
+        fresh = con.execute(
+            "select s.post_id, s.embedding, p.post_text from ml.post_signals s join stg_social__posts p using (post_id) "
+            f"where {_UNTYPED} and s.post_id not in (select a.post_id from ml.typing_attempts a "
+            "join ml.post_signals s2 using (post_id) where a.typing_key = ? and (s2.scored_at is null or a.attempted_at >= s2.scored_at)) "
+            "order by p.ingested_at, s.post_id", [typing_key]
+        ).fetchnumpy()
+        todo = list(zip(fresh["post_id"].tolist(), fresh["post_text"].tolist()))
+        if not todo:
+            # Nothing new and the typing inputs unchanged: the same reports would get the same answer.
+            types_now = con.execute("select count(*) from ml.issue_types").fetchone()[0]
+            context.log.info("no report waiting for a type under these typing inputs; model neither loaded nor trained")
+            yield dg.MaterializeResult(asset_key=ISSUE_TYPES, metadata={
+                "types": types_now, "new_candidates": 0, "catalog_centroids_cached": centroids_cached,
+                "classifier": "not needed", "typing_key": typing_key})
+            yield dg.MaterializeResult(asset_key=POST_TYPES, metadata={"typed": 0, "untyped": 0, "tried": 0})
+            return
+        # Trained only when its inputs changed (orchestration/model_cache.py), else read back.
+        classifier, classifier_cached = model_cache.type_classifier(cfg.duckdb_path, inputs, embedder)
+        embeddings = np.stack(list(fresh["embedding"])).astype(np.float32, copy=False)
+        del fresh
+        choices = typing_.assign_types(embeddings, all_types, cfg.thresholds.type_similarity, classifier=classifier,
+                                       texts=[t for _, t in todo])
+        del embeddings
+        code_of = {t.type_id: t.service_code for t in all_types}
+        rows, missed = [], []
+        for (pid, _), (type_id, sim) in zip(todo, choices):
+            if type_id is None:
+                missed.append((pid, typing_key, now))
+            else:
                 rows.append((pid, type_id, code_of[type_id], float(sim), now))
-            insert_many(con, "insert into ml.post_types values (?, ?, ?, ?, ?) on conflict (post_id) do nothing", rows)
-            assigned = len(rows)
+        insert_many(con, "insert into ml.post_types values (?, ?, ?, ?, ?) on conflict (post_id) do nothing", rows)
+        insert_many(con, "insert into ml.typing_attempts values (?, ?, ?) on conflict (post_id) do update "
+                         "set typing_key = excluded.typing_key, attempted_at = excluded.attempted_at", missed)
+        assigned = len(rows)
+        # Candidates come from every report still untyped (this run's misses and earlier ones), in
+        # ingestion order as before: leader clustering depends on the order, and ids on the seeds.
+        unmatched = con.execute(
+            "select s.post_id, s.embedding, p.post_text from ml.post_signals s join stg_social__posts p using (post_id) "
+            f"where {_UNTYPED} order by p.ingested_at, s.post_id").fetchnumpy()
         candidates = []
-        if len(unmatched) >= 3:
+        if len(unmatched["post_id"]) >= 3:
             candidates = typing_.propose_candidates(
-                np.array([u[2] for u in unmatched]), [u[1] for u in unmatched], [u[0] for u in unmatched], all_types)
+                np.stack(list(unmatched["embedding"])).astype(np.float32, copy=False), unmatched["post_text"].tolist(),
+                unmatched["post_id"].tolist(), all_types)
             insert_many(
-            con,
+                con,
                 "insert into ml.issue_types values (?, ?, ?, ?, ?, ?, ?) on conflict (type_id) do nothing",
                 [(t.type_id, t.label, t.service_code, t.status, t.centroid.tolist(), list(t.top_terms), now) for t in candidates],
             )
         type_count = con.execute("select count(*) from ml.issue_types").fetchone()[0]
-    context.log.info(f"typed {assigned} reports; {len(unmatched)} matched no service; {len(candidates)} candidate types")
+    context.log.info(f"typed {assigned} of {len(todo)} reports tried; {len(missed)} matched no service; "
+                     f"{len(candidates)} candidate types; classifier {'cached' if classifier_cached else 'trained'}")
     yield dg.MaterializeResult(asset_key=ISSUE_TYPES, metadata={
         "types": type_count, "new_candidates": len(candidates), "history_requests": len(service_history),
         "history_classifier_services": len(classifier.classes) if classifier is not None else 0,
-        "catalog_centroids_cached": centroids_cached})
-    yield dg.MaterializeResult(asset_key=POST_TYPES, metadata={"typed": assigned, "untyped": len(unmatched)})
+        "catalog_centroids_cached": centroids_cached,
+        "classifier": "cached" if classifier_cached else ("trained" if classifier is not None else "none"),
+        "typing_key": typing_key})
+    yield dg.MaterializeResult(asset_key=POST_TYPES, metadata={"typed": assigned, "untyped": len(missed), "tried": len(todo)})
+
+
+# Reports with an embedding and no type yet (``s`` is ml.post_signals).
+_UNTYPED = ("s.is_report and s.embedding is not null "
+            "and s.post_id not in (select post_id from ml.post_types)")
+
+
+def typing_inputs_key(classifier_key: str, types: list, min_similarity: float) -> str:
+    """What decides a report's type besides the report: the classifier's inputs, every type's
+    id and centroid (a new candidate type can match a report that matched nothing before), and
+    the bars of ``issue_types.assign_types``."""
+    from social311.models import issue_types as typing_
+
+    return model_cache.inputs_key("typing", classifier_key, [(t.type_id, t.service_code or "", t.status, t.centroid)
+                                                             for t in types],
+                                  float(min_similarity), typing_.CLASSIFIER_WEIGHT, typing_.CLASSIFIER_MAX_LIFT)
 
 
 def _load_candidates(con) -> list:

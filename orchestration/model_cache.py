@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,42 @@ def city_relevance_model(duckdb_path: str | Path, embedder: Any, service_texts: 
     return read(model.prior), False  # the prior city_model loaded: not read from disk twice
 
 
+def _catalog_rows(services: list) -> list:
+    return [(s.service_code, s.service_name, s.description, list(s.keywords)) for s in services]
+
+
+def catalog_embeddings(duckdb_path: str | Path, services: list, embedder: Any) -> tuple[np.ndarray, bool]:
+    """Embeddings of ``issue_types.catalog_texts(services)``, cached by those texts and the embedding model.
+
+    Both the catalog's centroids (``service_types``) and the type classifier
+    (``type_classifier``) are computed from them: the catalog is embedded once, not once each.
+
+    Returns:
+        ``(embeddings, hit)``; on a hit the embedding model is not used (not even loaded).
+    """
+    from social311.models import issue_types as typing_
+
+    texts = typing_.catalog_texts(services)
+    key = inputs_key("catalog_embeddings", embedder.model_name, texts)
+    path = cache_dir(duckdb_path) / f"catalogembeddings-{key}.npy"
+    if path.exists():
+        try:
+            vectors = np.load(path, allow_pickle=False)
+            if vectors.shape[0] == len(texts):
+                return vectors, True
+        except (ValueError, OSError, EOFError):
+            pass
+        path.unlink(missing_ok=True)  # damaged or wrong-sized: recomputed, never trusted
+    vectors = np.asarray(embedder.encode(texts), dtype=np.float32) if texts else np.zeros((0, 384), dtype=np.float32)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.save(handle, vectors, allow_pickle=False)
+
+    _store(path, write)
+    return vectors, False
+
+
 def service_types(duckdb_path: str | Path, services: list, embedder: Any) -> tuple[list, bool]:
     """``issue_types.service_types`` (the catalog's embedded centroids), cached by catalog and model.
 
@@ -129,8 +166,7 @@ def service_types(duckdb_path: str | Path, services: list, embedder: Any) -> tup
     """
     from social311.models import issue_types as typing_
 
-    key = inputs_key("service_types", embedder.model_name, _source(typing_),
-                     [(s.service_code, s.service_name, s.description, list(s.keywords)) for s in services])
+    key = inputs_key("service_types", embedder.model_name, _source(typing_), _catalog_rows(services))
     path = cache_dir(duckdb_path) / f"servicetypes-{key}.json"
     if path.exists():
         try:
@@ -139,8 +175,67 @@ def service_types(duckdb_path: str | Path, services: list, embedder: Any) -> tup
                                       np.asarray(r["centroid"], dtype=np.float32), tuple(r["top_terms"])) for r in rows], True
         except (ValueError, KeyError, OSError):
             path.unlink(missing_ok=True)
-    types = typing_.service_types(services, embedder)
+    vectors, _ = catalog_embeddings(duckdb_path, services, embedder)
+    types = typing_.service_types(services, embedder, embeddings=vectors)
     payload = {"types": [{"type_id": t.type_id, "label": t.label, "service_code": t.service_code, "status": t.status,
                           "centroid": t.centroid.tolist(), "top_terms": list(t.top_terms)} for t in types]}
     _store(path, lambda tmp: tmp.write_text(json.dumps(payload), encoding="utf-8"))
     return types, False
+
+
+@dataclass(frozen=True)
+class TypingInputs:
+    """Everything ``issue_types.TypeClassifier.train`` learns from (see ``type_classifier``)."""
+
+    services: list
+    history_texts: list[str] = field(default_factory=list)
+    history_codes: list[str] = field(default_factory=list)
+    history_embeddings: np.ndarray | None = None
+    reviewed: tuple[list[str], list[str], np.ndarray] | None = None
+
+    def key(self, model_name: str) -> str:
+        """The classifier's cache key: catalog, history, reviewed posts, embedding model, code source."""
+        from social311.models import combined, issue_types as typing_
+
+        h_vectors = self.history_embeddings if self.history_embeddings is not None else np.zeros((0, 0))
+        r_texts, r_codes, r_vectors = self.reviewed if self.reviewed is not None else ([], [], np.zeros((0, 0)))
+        return inputs_key("type-classifier", model_name, _source(typing_), _source(combined),
+                          _catalog_rows(self.services), list(self.history_texts), list(self.history_codes),
+                          np.asarray(h_vectors, dtype=np.float32), list(r_texts), list(r_codes),
+                          np.asarray(r_vectors, dtype=np.float32))
+
+
+def type_classifier(duckdb_path: str | Path, inputs: TypingInputs, embedder: Any) -> tuple[Any, bool]:
+    """``issue_types.TypeClassifier.train`` on ``inputs``, cached by ``inputs.key``.
+
+    Trained from the cached catalog embeddings (``catalog_embeddings``), so the catalog is not
+    embedded again; a freshly trained model is read back from its file before use, so the run
+    that trains it types with exactly the (float16-coefficient) model later runs read.
+
+    Returns:
+        ``(classifier or None, hit)``: None with fewer than two services; on a hit the
+        embedding model is not used and nothing is trained.
+    """
+    from social311.models import issue_types as typing_
+    from social311.models.combined import CombinedModel
+
+    path = cache_dir(duckdb_path) / f"typeclassifier-{inputs.key(embedder.model_name)}.npz"
+    if path.exists():
+        try:
+            return typing_.TypeClassifier(CombinedModel.load(path)), True
+        except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile):
+            path.unlink(missing_ok=True)  # a damaged file is recomputed, never trusted
+    vectors, _ = catalog_embeddings(duckdb_path, inputs.services, embedder)
+    classifier = typing_.TypeClassifier.train(
+        inputs.services, embedder, history_texts=list(inputs.history_texts) or None,
+        history_codes=list(inputs.history_codes) or None, history_embeddings=inputs.history_embeddings,
+        reviewed=inputs.reviewed, catalog_embeddings=vectors)
+    if classifier is None:
+        return None, False
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            classifier.model.save(handle)
+
+    _store(path, write)
+    return typing_.TypeClassifier(CombinedModel.load(path)), False

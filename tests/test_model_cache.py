@@ -86,3 +86,42 @@ def test_catalog_centroids_cached_by_catalog(tmp_path, embedder):
     grown = [*SERVICES, Service(service_code="GRAF", service_name="Graffiti Removal", description="Paint on walls")]
     more, hit = model_cache.service_types(db, grown, embedder)
     assert not hit and [t.type_id for t in more] == [t.type_id for t in embed_service_types(grown, embedder.inner)]
+
+
+def test_type_classifier_cached_by_its_inputs_and_the_catalog_embedded_once(tmp_path, embedder):
+    from social311.models.issue_types import TypeClassifier, assign_types
+
+    db = tmp_path / "city.duckdb"
+    h_texts = ["pothole reported at 5th and main", "street light out on elm", "deep pothole by the school"]
+    h_codes = ["POT-01", "SL 2", "POT-01"]
+    inputs = model_cache.TypingInputs(SERVICES, history_texts=h_texts, history_codes=h_codes,
+                                      history_embeddings=embedder.inner.encode(h_texts))
+    types, _ = model_cache.service_types(db, SERVICES, embedder)
+    first, hit = model_cache.type_classifier(db, inputs, embedder)
+    assert not hit and first is not None
+    catalog = 3 * len(SERVICES)  # name + description and two templated phrasings a service
+    assert embedder.texts == catalog, "the centroids and the classifier share one embedding of the catalog"
+    again, hit = model_cache.type_classifier(db, inputs, embedder)
+    assert hit and embedder.texts == catalog
+    # The cached classifier types posts as one trained from scratch does.
+    probe_texts = ["huge pothole on my street", "the lamp outside is dark", "lovely brunch today"]
+    probe = embedder.inner.encode(probe_texts)
+    fresh = TypeClassifier.train(SERVICES, embedder.inner, history_texts=h_texts, history_codes=h_codes,
+                                 history_embeddings=inputs.history_embeddings)
+    assert again.classes == fresh.classes
+    assert np.allclose(again.predict_proba(probe, probe_texts), fresh.predict_proba(probe, probe_texts), atol=0.01)
+    assert (assign_types(probe, types, 0.45, classifier=again, texts=probe_texts)
+            == assign_types(probe, types, 0.45, classifier=fresh, texts=probe_texts))
+    # A reviewer's label is a new input: trained again (the catalog is not embedded again).
+    reviewed = (["paint sprayed on the lamp post"], ["SL 2"], embedder.inner.encode(["paint sprayed on the lamp post"]))
+    relabelled = model_cache.TypingInputs(SERVICES, history_texts=h_texts, history_codes=h_codes,
+                                          history_embeddings=inputs.history_embeddings, reviewed=reviewed)
+    assert relabelled.key(embedder.model_name) != inputs.key(embedder.model_name)
+    _, hit = model_cache.type_classifier(db, relabelled, embedder)
+    assert not hit and embedder.texts == catalog
+    assert len(list(model_cache.cache_dir(db).glob("typeclassifier-*.npz"))) == 1  # only the latest is kept
+    # A damaged file is trained again, never trusted.
+    (path,) = model_cache.cache_dir(db).glob("typeclassifier-*.npz")
+    path.write_bytes(b"{not a model")
+    model, hit = model_cache.type_classifier(db, relabelled, embedder)
+    assert not hit and model is not None

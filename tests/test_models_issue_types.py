@@ -163,3 +163,22 @@ def test_candidate_ids_stay_when_later_posts_are_appended():
     before = {c.type_id for c in propose_candidates(vectors[:2_500], texts[:2_500], ids[:2_500], [], max_posts=3_000)}
     after = {c.type_id for c in propose_candidates(vectors, texts, ids, [], max_posts=3_000)}
     assert len(before) == 25 and before == after
+
+
+def test_typing_model_fits_on_used_columns_only_and_is_the_same_model():
+    """The typing regression skips the hash columns no training row uses: same model, less memory."""
+    from social311.models.combined import CombinedModel
+    from social311.models.issue_types import _TypingModel
+
+    rng = np.random.default_rng(0)
+    words = "pothole street light broken water leak graffiti trash bin noise tree fallen sign".split()
+    labels = rng.integers(0, 4, 120).astype(str)
+    texts = [" ".join(rng.choice(words, 5)) + f" code{c}" for c in labels]
+    vectors = rng.normal(size=(120, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    # 2^14 buckets a block: most columns unused by 120 short texts, and the full fit stays quick here.
+    full = CombinedModel(folds=3, n_features=2 ** 14).fit(texts, vectors, labels)
+    used = _TypingModel(folds=3, n_features=2 ** 14).fit(texts, vectors, labels)
+    assert used.coef.shape == full.coef.shape and used.coef.nnz < used.coef.shape[0] * used.coef.shape[1] / 4
+    assert np.isclose(used.calibration.temperature, full.calibration.temperature, rtol=1e-4)
+    assert np.allclose(used.predict_proba(texts, vectors), full.predict_proba(texts, vectors), atol=1e-6)
