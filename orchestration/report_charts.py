@@ -8,7 +8,11 @@ with no script at all. Rendering costs ~0.1 s a chart.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from contextlib import contextmanager
 from datetime import date
+from pathlib import Path
 
 import altair as alt
 import shapely
@@ -21,11 +25,79 @@ FONT = "DejaVu Sans, sans-serif"
 INCIDENT_COLOR = "#1a4d8f"
 
 
-def _svg(chart: alt.TopLevelMixin) -> str:
-    spec = chart.configure(font=FONT).configure_view(stroke=None).to_dict()
+#: Validate each spec against the Vega-Lite JSON schema. Off in production: Altair's jsonschema
+#: walk cost more than the rendering itself (~40% of ``ward_report`` on the bench warehouse) for
+#: specs this module builds the same way every run; ``tests/test_report_html.py`` turns it on.
+VALIDATE_SPECS = False
+
+
+class SvgCache:
+    """Rendered charts kept on disk by the SHA-256 of their Vega-Lite spec.
+
+    A scheduled run re-renders the report every 15 minutes, mostly with the same data: a chart
+    whose spec (data included) is unchanged is read back instead of being rendered again by
+    vl-convert. Only the charts of the latest report are kept (``prune``).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.used: set[str] = set()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, spec: dict) -> str:
+        key = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:32]
+        self.used.add(key)
+        path = self.folder / f"{key}.svg"
+        if path.exists():
+            self.hits += 1
+            return path.read_text(encoding="utf-8")
+        self.misses += 1
+        svg = _render(spec)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(svg, encoding="utf-8")
+        tmp.replace(path)
+        return svg
+
+    def prune(self) -> None:
+        """Drop the charts this report no longer shows."""
+        for path in self.folder.glob("*.svg"):
+            if path.stem not in self.used:
+                path.unlink(missing_ok=True)
+
+
+_cache: SvgCache | None = None
+
+
+@contextmanager
+def svg_cache(folder: str | Path):
+    """Charts rendered inside this block are cached under ``folder`` (see :class:`SvgCache`)."""
+    global _cache
+    previous, _cache = _cache, SvgCache(Path(folder))
+    try:
+        yield _cache
+        _cache.prune()
+    finally:
+        _cache = previous
+
+
+def _render(spec: dict) -> str:
     svg = vlc.vegalite_to_svg(spec)
     # vl-convert writes an XML prolog; inside HTML only the <svg> element belongs.
     return svg[svg.index("<svg"):]
+
+
+def _svg(chart: alt.TopLevelMixin, datasets: dict[str, list[dict]]) -> str:
+    """Render ``chart``, whose data are ``alt.NamedData`` references to ``datasets``.
+
+    The rows go into the spec's top-level ``datasets`` after Altair has built it: Altair deep-copies
+    and walks every value it holds (the ward polygons' ~100,000 coordinates, once per page), which
+    was most of the report's time; Vega-Lite reads named datasets the same as inline values.
+    """
+    spec = chart.configure(font=FONT).configure_view(stroke=None).to_dict(validate=VALIDATE_SPECS)
+    spec["datasets"] = {**spec.get("datasets", {}), **datasets}
+    return _cache.get(spec) if _cache is not None else _render(spec)
 
 
 def _clockwise(geom):
@@ -59,7 +131,8 @@ def ward_map(wards: list[dict], counts: dict[str, int], points: list[tuple[float
     if not wards:
         return "<p>No ward boundaries loaded.</p>"
     features = ward_features(wards, counts, names, highlight)
-    shapes = alt.Data(values=features)
+    shapes = alt.NamedData(name="wards")
+    datasets = {"wards": features}
     top = max(counts.values(), default=0) or 1
     fill = alt.Color("properties.incidents:Q", title="Incidents", scale=alt.Scale(scheme="oranges", domain=[0, top]),
                      legend=alt.Legend(orient="right", gradientLength=120))
@@ -71,11 +144,12 @@ def ward_map(wards: list[dict], counts: dict[str, int], points: list[tuple[float
     ).transform_filter("datum.properties.is_this_ward")
     layers = [base, labels]
     if points:
-        dots = alt.Chart(alt.Data(values=[{"lon": lon, "lat": lat} for lon, lat in points])).mark_circle(
+        datasets["incidents"] = [{"lon": lon, "lat": lat} for lon, lat in sorted(points)]
+        dots = alt.Chart(alt.NamedData(name="incidents")).mark_circle(
             size=14, color=INCIDENT_COLOR, opacity=0.8).encode(longitude="lon:Q", latitude="lat:Q")
         layers.insert(1, dots)
     height = _map_height(features, width)
-    return _svg(alt.layer(*layers).properties(width=width, height=height).project(type="mercator"))
+    return _svg(alt.layer(*layers).properties(width=width, height=height).project(type="mercator"), datasets)
 
 
 def _map_height(features: list[dict], width: int) -> int:
@@ -98,17 +172,22 @@ def trend_chart(rows: list[dict], *, start: date, end: date, y_max: int, width: 
     """
     if not rows:
         return "<p>No reports yet.</p>"
-    data = [{"service": r["service"], "day": r["activity_date"].isoformat(), "posts": r["posts"]} for r in rows]
-    order = sorted({r["service"] for r in data}, key=lambda s: -sum(r["posts"] for r in data if r["service"] == s))
+    # Sorted: the marts' row order varies between reads, and an unchanged chart must keep its
+    # spec (and so its cached rendering, SvgCache).
+    data = sorted(({"service": r["service"], "day": r["activity_date"].isoformat(), "posts": r["posts"]} for r in rows),
+                  key=lambda r: (r["service"], r["day"]))
+    # Busiest first; ties by name (a set's order changes with each process's string hashing, so
+    # tied rows used to swap places between runs).
+    order = sorted({r["service"] for r in data}, key=lambda s: (-sum(r["posts"] for r in data if r["service"] == s), s))
     x = alt.X("yearmonthdate(day):T", title=None, scale=alt.Scale(domain=[start.isoformat(), end.isoformat()]),
               axis=alt.Axis(format="%b %d", labelAngle=0, tickCount="day"))
-    chart = alt.Chart(alt.Data(values=data)).mark_bar(color="#c83c1e", width={"band": 0.8}).encode(
+    chart = alt.Chart(alt.NamedData(name="reports")).mark_bar(color="#c83c1e", width={"band": 0.8}).encode(
         x=x, y=alt.Y("posts:Q", title=None, scale=alt.Scale(domain=[0, max(y_max, 1)]), axis=alt.Axis(tickCount=3)),
         tooltip=["service:N", alt.Tooltip("day:T", format="%Y-%m-%d"), "posts:Q"],
     ).properties(width=width, height=46).facet(
         row=alt.Row("service:N", title=None, sort=order, header=alt.Header(labelAngle=0, labelAlign="left", labelLimit=220)),
         spacing=6).resolve_scale(y="shared", x="shared").properties(title="Reports a day (one scale on every row and page)")
-    return _svg(chart)
+    return _svg(chart, {"reports": data})
 
 
 def sentiment_chart(rows: list[dict], *, start: date, end: date, width: int = 560) -> str:
@@ -120,10 +199,10 @@ def sentiment_chart(rows: list[dict], *, start: date, end: date, width: int = 56
     x = alt.X("yearmonthdate(day):T", title=None, scale=alt.Scale(domain=[start.isoformat(), end.isoformat()]),
               axis=alt.Axis(format="%b %d", labelAngle=0, tickCount="day"))
     y = alt.Y("sentiment:Q", title="Mean sentiment", scale=alt.Scale(domain=[-1, 1]))
-    line = alt.Chart(alt.Data(values=data)).mark_line(point=True, color=INCIDENT_COLOR).encode(
+    line = alt.Chart(alt.NamedData(name="sentiment")).mark_line(point=True, color=INCIDENT_COLOR).encode(
         x=x, y=y, tooltip=[alt.Tooltip("day:T", format="%Y-%m-%d"), "sentiment:Q", "posts:Q"])
     zero = alt.Chart(alt.Data(values=[{"zero": 0}])).mark_rule(color="#999", strokeDash=[4, 3]).encode(y="zero:Q")
-    return _svg(alt.layer(zero, line).properties(width=width, height=140))
+    return _svg(alt.layer(zero, line).properties(width=width, height=140), {"sentiment": data})
 
 
 def campaign_chart(rows: list[dict], *, start: date, end: date, width: int = 560) -> str:
@@ -133,7 +212,7 @@ def campaign_chart(rows: list[dict], *, start: date, end: date, width: int = 560
     data = [{"campaign": r["campaign"], "day": r["activity_date"].isoformat(), "posts": r["post_count"]} for r in rows]
     x = alt.X("yearmonthdate(day):T", title=None, scale=alt.Scale(domain=[start.isoformat(), end.isoformat()]),
               axis=alt.Axis(format="%b %d", labelAngle=0, tickCount="day"))
-    chart = alt.Chart(alt.Data(values=data)).mark_line(point=True).encode(
+    chart = alt.Chart(alt.NamedData(name="campaigns")).mark_line(point=True).encode(
         x=x, y=alt.Y("posts:Q", title="Posts"), color=alt.Color("campaign:N", title="Campaign", legend=alt.Legend(orient="bottom")),
         tooltip=["campaign:N", alt.Tooltip("day:T", format="%Y-%m-%d"), "posts:Q"])
-    return _svg(chart.properties(width=width, height=160))
+    return _svg(chart.properties(width=width, height=160), {"campaigns": data})

@@ -60,10 +60,21 @@ def collect(duckdb_path: str | Path, city: str, *, filing_enabled: bool = True) 
             campaigns=_rows(con, "select * from fct_campaign_daily order by campaign, activity_date"))
 
 
-def write_report(data: ReportData, report_dir: str | Path) -> list[Path]:
-    """Write every page under ``report_dir``; pages of wards no longer in the boundaries are removed."""
+def write_report(data: ReportData, report_dir: str | Path, stats: dict | None = None) -> list[Path]:
+    """Write every page under ``report_dir``; pages of wards no longer in the boundaries are removed.
+
+    Charts are cached beside the folder (``<report_dir>.chart-cache``, not published with the
+    pages); ``stats``, when given, receives ``charts_rendered`` and ``charts_reused``.
+    """
+    from social311.orchestration.report_charts import svg_cache
+
     root = Path(report_dir)
-    pages = render_pages(data)
+    # Charts are read back when their spec is unchanged (report_charts.SvgCache); ages and
+    # "generated at" are re-rendered every time, so a page is never stale.
+    with svg_cache(root.with_name(root.name + ".chart-cache")) as charts:
+        pages = render_pages(data)
+    if stats is not None:
+        stats.update(charts_rendered=charts.misses, charts_reused=charts.hits)
     written = []
     for relative, html in pages.items():
         path = root / relative
@@ -83,9 +94,10 @@ def ward_report(context: dg.AssetExecutionContext, city: CityResource) -> dg.Mat
     """Static HTML council report: a city page (map, wards, spikes, campaigns) and one page per ward."""
     cfg = city.load()
     data = collect(cfg.duckdb_path, cfg.city, filing_enabled=cfg.filing_enabled)
-    written = write_report(data, cfg.report_dir)
+    stats: dict = {}
+    written = write_report(data, cfg.report_dir, stats)
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(Path(cfg.report_dir) / "index.html")),
-                                          "pages": len(written),
+                                          "pages": len(written), **stats,
                                           **{k.replace(" ", "_").replace(",", ""): v for k, v in data.totals.items()}})
 
 

@@ -7,6 +7,7 @@ open while it runs (DuckDB has one writer per file).
 """
 
 
+import functools
 import json
 import os
 import subprocess
@@ -85,36 +86,112 @@ def target_dir(duckdb_path: str | Path) -> Path:
 PRODUCTION_BUILD = ["build", "--exclude-resource-type", "unit_test"]
 
 
-def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, city: CityResource):
+@functools.lru_cache(maxsize=4)
+def _manifest(path: Path, mtime: float) -> dict:
+    return json.loads(path.read_text())
+
+
+def _skip_unchanged(context: dg.AssetExecutionContext, layer: str, duckdb_path, variables: dict):
+    """``(key, skipped_events)``: the layer's inputs key, and the events to yield if it need not run.
+
+    See ``orchestration/dbt_layers.py``: a layer whose inputs are those of its last clean build
+    (within a day) is not run again; its models are reported as materialized ("not rebuilt") and
+    its tests as passed on those inputs. Only when the run selected the whole layer.
+    """
+    from social311.orchestration import dbt_layers
+    from social311.orchestration.quality import FULL_CHECK_EVERY_HOURS
+    from social311.warehouse import connect
+
+    whole = (set(context.selected_asset_keys) == set(context.assets_def.keys)
+             and set(context.selected_asset_check_keys) == set(context.assets_def.check_keys))
+    if layer not in dbt_layers.SKIPPABLE_LAYERS or not whole:
+        return None, None
+    manifest = _manifest(MANIFEST, MANIFEST.stat().st_mtime)
+    with connect(duckdb_path) as con:
+        key = dbt_layers.inputs_key(con, manifest, layer, PROJECT_DIR, variables)
+        since = dbt_layers.unchanged_since(con, layer, key, FULL_CHECK_EVERY_HOURS)
+        if since is None:
+            dbt_layers.forget_build(con, layer)  # until this build passes, the next run builds again
+            return key, None
+    note = f"not rebuilt: inputs unchanged since the clean build of {since:%Y-%m-%d %H:%M} UTC"
+    context.log.info(f"dbt {layer}: {note}")
+    events = [dg.Output(None, output_name=context.assets_def.get_output_name_for_asset_key(asset_key),
+                        metadata={"dbt": note}) for asset_key in sorted(context.selected_asset_keys)]
+    events += [dg.AssetCheckResult(asset_key=check.asset_key, check_name=check.name, passed=True,
+                                   metadata={"scope": "unchanged inputs", "validated_by": note})
+               for check in sorted(context.selected_asset_check_keys)]
+    return key, events
+
+
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, city: CityResource, layer: str):
     # dbt's profile reads these; the subprocess inherits them.
+    from social311.orchestration import dbt_layers
     from social311.orchestration.gis import dbt_vars
+    from social311.warehouse import connect
 
     cfg = city.load()
     duckdb_path = cfg.duckdb_path
     os.environ.update(dbt_env(duckdb_path))
     # Per-city settings of the models (the default-point rule) from the city YAML.
+    variables = dbt_vars(cfg)
+    key, skipped = _skip_unchanged(context, layer, duckdb_path, variables)
+    if skipped is not None:
+        yield from skipped
+        return
     # Incremental models (int_posts_in_wards) rebuild in full on request: SOCIAL311_DBT_FULL_REFRESH=1.
     full = ["--full-refresh"] if os.environ.get("SOCIAL311_DBT_FULL_REFRESH") == "1" else []
-    yield from dbt.cli([*PRODUCTION_BUILD, *full, "--vars", json.dumps(dbt_vars(cfg))], context=context,
-                       target_path=target_dir(duckdb_path)).stream()
+    clean = True
+    for event in dbt.cli([*PRODUCTION_BUILD, *full, "--vars", json.dumps(variables)], context=context,
+                         target_path=target_dir(duckdb_path)).stream():
+        if isinstance(event, dg.AssetCheckResult) and not event.passed:
+            clean = False  # a warning-level test failed: the next run must run the tests again
+        yield event
+    if key is not None and clean:
+        with connect(duckdb_path) as con:
+            dbt_layers.record_clean_build(con, layer, key)
 
 
 def layer_assets(manifest: Path) -> list[dg.AssetsDefinition]:
     """One ``@dbt_assets`` per layer folder."""
-    assets = []
-    for layer in ("staging", "intermediate", "marts"):
+    return [_layer_asset(manifest, layer) for layer in ("staging", "intermediate", "marts")]
 
-        @dbt_assets(manifest=manifest, select=f"social311.{layer}", name=f"dbt_{layer}", dagster_dbt_translator=TRANSLATOR)
-        def _layer(context: dg.AssetExecutionContext, dbt: DbtCliResource, city: CityResource):
-            yield from _build(context, dbt, city)
 
-        assets.append(_layer)
-    return assets
+def _layer_asset(manifest: Path, layer: str) -> dg.AssetsDefinition:
+    @dbt_assets(manifest=manifest, select=f"social311.{layer}", name=f"dbt_{layer}", dagster_dbt_translator=TRANSLATOR)
+    def _layer(context: dg.AssetExecutionContext, dbt: DbtCliResource, city: CityResource):
+        yield from _build(context, dbt, city, layer)
+
+    return _layer
+
+
+class CityDbtResource(DbtCliResource):
+    """dagster-dbt's ``DbtCliResource`` without two costs it pays on every step.
+
+    Before each ``dbt build`` subprocess, the pinned dagster-dbt (0.29) ran ``dbt --version`` in a
+    second subprocess (``_cli_version``: a new interpreter importing dbt, 3–6 s) and built a dbt
+    adapter inside the Dagster process (``_initialize_dbt_core_adapter``: profile, project and
+    macros loaded, 3–7 s). The adapter only serves ``fetch_row_counts`` /
+    ``fetch_column_metadata``, which this project never calls; the version is that of the dbt-core
+    installed beside this interpreter (``dbt_executable`` is this environment's dbt). On a run with
+    nothing new these were ~40% of each dbt step (bench/pipeline_100k.py --reruns 0).
+    ``tests/test_dbt_resource.py`` pins both (and fails if dagster-dbt renames the hooks).
+    """
+
+    @property
+    def _cli_version(self):  # type: ignore[override]  (a cached_property upstream)
+        from importlib.metadata import version as installed_version
+
+        from packaging import version
+
+        return version.parse(installed_version("dbt-core"))
+
+    def _initialize_dbt_core_adapter(self, args):  # type: ignore[override]
+        return None  # no in-process adapter: nothing here fetches row counts or column metadata
 
 
 def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=DbtProject(project_dir=PROJECT_DIR, profiles_dir=PROJECT_DIR),
-                          dbt_executable=dbt_executable())
+    return CityDbtResource(project_dir=DbtProject(project_dir=PROJECT_DIR, profiles_dir=PROJECT_DIR),
+                           dbt_executable=dbt_executable())
 
 
 def defs() -> dg.Definitions:

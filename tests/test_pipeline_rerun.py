@@ -46,6 +46,7 @@ for label, rerun_new in (("first", None), ("rerun_0", 0), (f"rerun_{new}", new))
     con = duckdb.connect(report["warehouse"], read_only=True)
     report["members"] = con.execute("select post_id, incident_id from ops.incident_posts").fetchall()
     report["ids"] = [r[0] for r in con.execute("select incident_id from ops.incidents").fetchall()]
+    report["layer_builds"] = {layer: str(at) for layer, at in con.execute("select layer, built_at from ops.dbt_layer_builds").fetchall()}
     con.close()
     print("REPORT " + json.dumps({"label": label, **report}, default=str), flush=True)
 """
@@ -106,3 +107,11 @@ def test_every_typed_report_is_in_an_incident_after_the_reruns(runs):
     finally:
         con.close()
     assert lost == []
+
+
+def test_a_dbt_layer_whose_inputs_did_not_change_is_not_rebuilt(runs):
+    """orchestration/dbt_layers.py: staging is not rebuilt with nothing new, and is with new posts."""
+    first, again, more = (runs[k]["layer_builds"] for k in ("first", "rerun_0", f"rerun_{NEW}"))
+    assert set(first) == {"staging", "intermediate"}, "both clean builds were recorded"
+    assert again["staging"] == first["staging"], "nothing new: the staging view and its tests were not run again"
+    assert more["staging"] > again["staging"] and more["intermediate"] > again["intermediate"], "new posts: rebuilt"

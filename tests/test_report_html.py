@@ -1,13 +1,24 @@
 """The council report: a city page and ward pages, names matching, drafts shown as drafts, text escaped."""
 
 import re
-from datetime import date, datetime, timezone
+from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
 
+import pytest
+
+from social311.orchestration import report_charts
 from social311.orchestration.report_html import ReportData, render, render_pages, ward_page
+from social311.orchestration.reporting import write_report
 
 SQUARE = "POLYGON((0 0, 1 0, 1 1, 0 1, 0 0))"
 EAST = "POLYGON((1 0, 2 0, 2 1, 1 1, 1 0))"
 NOW = datetime(2026, 1, 20, 12, tzinfo=timezone.utc)
+
+
+@pytest.fixture(autouse=True)
+def validate_chart_specs(monkeypatch):
+    """Production skips Altair's schema validation (report_charts.VALIDATE_SPECS); the tests keep it."""
+    monkeypatch.setattr(report_charts, "VALIDATE_SPECS", True)
 
 
 def incident(**overrides):
@@ -104,3 +115,37 @@ def test_an_empty_city_renders():
 def test_a_ticket_in_a_ward_of_older_boundaries_is_still_listed_on_the_city_page():
     city = render(data([incident(ward_id="OLD-7", service_request_id="99001")]))
     assert "without a ward on this map" in city and ">99001<" in city
+
+
+def test_an_unchanged_report_reuses_its_charts_and_a_change_renders_only_what_changed(tmp_path):
+    report = data([incident(), incident(incident_id="inc-2", ward_id="W2", service_request_id="72356")],
+                  [daily("W1", 19, 7), daily("W2", 19, 1), daily("W2", 10, 2)])
+    first, second, third = {}, {}, {}
+    write_report(report, tmp_path / "report", first)
+    pages = {p.name: p.read_text() for p in (tmp_path / "report").rglob("*.html")}
+    assert first["charts_rendered"] > 0 and first["charts_reused"] == 0
+    # A run 15 minutes later with the same data: every chart read back, pages the same but for the clock.
+    later = replace(report, generated_at=NOW + timedelta(minutes=15), daily=list(reversed(report.daily)))
+    write_report(later, tmp_path / "report", second)
+    assert second == {"charts_rendered": 0, "charts_reused": first["charts_rendered"]}
+    again = {p.name: p.read_text() for p in (tmp_path / "report").rglob("*.html")}
+    assert again.keys() == pages.keys()
+    assert [k for k in pages if pages[k] != again[k].replace("2026-01-20 12:15", "2026-01-20 12:00")] == [], \
+        "only the generation time may differ"
+    # One more post in ward 2: its charts (and the city's) change, ward 1's trend does not.
+    more = replace(report, daily=report.daily + [daily("W2", 19, 1, code="GRAFFITI")])
+    write_report(more, tmp_path / "report", third)
+    assert 0 < third["charts_rendered"] < first["charts_rendered"]
+    cache = tmp_path / "report.chart-cache"
+    assert len(list(cache.glob("*.svg"))) == third["charts_rendered"] + third["charts_reused"], "stale charts pruned"
+    assert not list((tmp_path / "report").rglob("*.svg")), "the cache is not published with the pages"
+
+
+def test_services_with_the_same_count_keep_their_order_between_runs():
+    rows = [daily("W1", 19, 2, code=code) for code in ("POTHOLE", "GRAFFITI", "STREETLIGHT", "NOISE")]
+    services = {"POTHOLE": "Pothole in Street", "GRAFFITI": "Graffiti Removal", "STREETLIGHT": "Street Light Out",
+                "NOISE": "Noise Complaint"}
+    page = render_pages(replace(data([incident()], rows), services=services))[ward_page("W1")]
+    trend = page[page.index("Reports per day by service"):]
+    labels = [t for t in text_of(trend[trend.index("<svg"):trend.index("</svg>")]) if t in services.values()]
+    assert labels == sorted(services.values()), "ties are ordered by name, not by a set's hash order"
