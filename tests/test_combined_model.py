@@ -220,3 +220,27 @@ def test_scoring_in_chunks_equals_scoring_at_once(acl_slice, monkeypatch):
     chunked = binary.predict_proba(rows, vectors[test]), multi.predict_proba(rows, vectors[test])
     assert chunked[0].shape == whole[0].shape and np.allclose(chunked[0], whole[0])
     assert chunked[1].shape == whole[1].shape and np.allclose(chunked[1], whole[1])
+
+
+def test_eval_starting_models_are_cached_by_input_hash(acl_slice, tmp_path, monkeypatch):
+    """``lodo.cached_starting`` builds once per input, reads it back after, and rebuilds when the data change."""
+    from social311.models.evaluation import lodo
+
+    monkeypatch.setenv("SOCIAL311_MODEL_CACHE", str(tmp_path))
+    texts, vectors, labels, train, test = acl_slice
+    half = len(train) // 2
+    sets = [("a", [texts[i] for i in train[:half]], vectors[train[:half]], labels[train[:half]]),
+            ("b", [texts[i] for i in train[half:]], vectors[train[half:]], labels[train[half:]])]
+    built = []
+    real = combined.train_starting
+    monkeypatch.setattr(combined, "train_starting", lambda s, **kw: built.append(1) or real(s, **kw))
+    said = []
+    first = lodo.cached_starting(sets, log=said.append)
+    again = lodo.cached_starting(sets, log=said.append)
+    assert len(built) == 1 and len(list((tmp_path / "starting-models").glob("*.npz"))) == 1
+    test_texts = [texts[i] for i in test]
+    assert np.array_equal(first.predict_proba(test_texts, vectors[test]), again.predict_proba(test_texts, vectors[test]))
+    changed = [sets[0], (sets[1][0], sets[1][1], sets[1][2], 1 - sets[1][3])]
+    lodo.cached_starting(changed, log=said.append)
+    assert len(built) == 2 and len(list((tmp_path / "starting-models").glob("*.npz"))) == 2
+    assert sum("building a starting model" in line for line in said) == 2
