@@ -8,7 +8,11 @@ event) is held out once; every model is trained on all the other sets and scored
 * ``starting``: the combined model's starting point built from the other sets only
   (``combined.train_starting``, as ``scripts/build_starting_model.py`` builds the shipped one);
 * ``pipeline``: exactly what ``ml/post_signals`` runs (``relevance.city_model``): the seeds on
-  top of that starting point, threshold 0.5, no catalog, history or reviews (a new city).
+  top of that starting point, threshold 0.5, no catalog, history or reviews (a new city, so
+  the trust schedule keeps it near the prior: C = ``trust_C`` of the seeds alone).
+
+Starting models are kept on disk by a hash of their inputs (``cached_starting``): the same
+held-out set in ``--task lodo``, ``--task learning`` and the shared ``pipeline`` rows reuses one.
 
 Typing: Mumbai's categories and PublicStuff's request types share four services (pothole,
 sanitation, noise, parking); each is held out once with the other as training data.
