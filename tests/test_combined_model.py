@@ -244,3 +244,23 @@ def test_eval_starting_models_are_cached_by_input_hash(acl_slice, tmp_path, monk
     lodo.cached_starting(changed, log=said.append)
     assert len(built) == 2 and len(list((tmp_path / "starting-models").glob("*.npz"))) == 2
     assert sum("building a starting model" in line for line in said) == 2
+
+
+def test_city_model_with_prior_round_trips_with_its_prior_scale(embedder, acl_slice, tmp_path):
+    """The pipeline's model cache saves a city model without its prior and reattaches it on load:
+    the prior column's scale (the trust schedule's, not the default) must come back with it."""
+    from social311.models.relevance import PRIOR_SCALE_CITY, city_model
+
+    texts, vectors, labels, train, test = acl_slice
+    prior = load_starting("relevance")
+    if prior is None:
+        pytest.skip("no shipped starting model")
+    model = city_model(embedder, starting=prior)
+    model.prior = None
+    model.save(tmp_path / "city.npz")
+    model.prior = prior
+    again = CombinedModel.load(tmp_path / "city.npz")
+    again.prior = prior
+    assert again.prior_scale == PRIOR_SCALE_CITY != combined.PRIOR_SCALE
+    test_texts = [texts[i] for i in test]
+    assert np.abs(model.predict_proba(test_texts, vectors[test]) - again.predict_proba(test_texts, vectors[test])).max() < 0.01
