@@ -245,7 +245,7 @@ class CombinedModel:
             data=coef.data.astype(np.float16), indices=coef.indices.astype(np.int32), indptr=coef.indptr.astype(np.int64),
             shape=np.array(coef.shape), intercept=self.intercept,
             calibration=np.array([self.calibration.a, self.calibration.b, self.calibration.temperature]),
-            settings=np.array([self.C, self.embed_scale, self.n_features]))
+            settings=np.array([self.C, self.embed_scale, self.n_features, self.prior_scale]))
 
     @classmethod
     def load(cls, path: str | Path) -> CombinedModel:
@@ -253,8 +253,12 @@ class CombinedModel:
         with np.load(path, allow_pickle=False) as f:
             if str(f["format"]) != FORMAT:
                 raise ValueError(f"{path} is not a {FORMAT} model")
-            C, embed_scale, n_features = f["settings"].tolist()
-            model = cls(C=float(C), embed_scale=float(embed_scale), n_features=int(n_features))
+            settings = f["settings"].tolist()
+            C, embed_scale, n_features = settings[:3]
+            # The prior column's scale (a city model with the trust schedule uses another than the
+            # default); files written before it was stored have the default.
+            prior_scale = float(settings[3]) if len(settings) > 3 else PRIOR_SCALE
+            model = cls(C=float(C), embed_scale=float(embed_scale), n_features=int(n_features), prior_scale=prior_scale)
             classes = f["classes"]
             model.classes = classes.astype(int) if bool(f["is_int"]) else classes
             model.coef = sparse.csr_matrix((f["data"].astype(np.float32), f["indices"], f["indptr"]),

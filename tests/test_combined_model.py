@@ -128,6 +128,60 @@ def test_city_labels_shift_the_prior(embedder):
     assert abs(plain - before) > 1e-3
 
 
+def test_trust_schedule_formula():
+    from social311.models import relevance as r
+
+    assert r.trust_C(0) == pytest.approx(r.C_MIN)
+    assert r.trust_C(r.N_HALF) == pytest.approx((r.C_MIN + r.C_MAX) / 2)
+    values = [r.trust_C(n) for n in (0, 21, 50, 200, 500, 10_000)]
+    assert values == sorted(values) and values[-1] < r.C_MAX and values[-1] > 0.95 * r.C_MAX
+    # Seeds, catalog texts and history rows count little beside a reviewed post.
+    assert r.city_evidence(0, 212) < r.city_evidence(50, 0)
+    assert r.city_evidence(10, 100) == pytest.approx(10 + 100 * r.WEAK_COUNT)
+
+
+def test_trust_schedule_few_labels_stay_near_the_prior(embedder, acl_slice, monkeypatch):
+    """Seeds only: the city model's probabilities on real complaints stay near the starting
+    model's, nearer than the fixed C=4 / prior x0.5 model they replace."""
+    from social311.models import relevance as r
+
+    texts, vectors, labels, train, test = acl_slice
+    prior = load_starting("relevance")
+    if prior is None:
+        pytest.skip("no shipped starting model")
+    test_texts = [texts[i] for i in test]
+    prior_p = prior.predict_proba(test_texts, vectors[test])
+    scheduled = r.city_model(embedder, starting=prior)
+    assert scheduled.trained_on["trust"]["t"] < 0.1 and scheduled.C < 0.5
+    near = np.abs(scheduled.predict_proba(test_texts, vectors[test]) - prior_p).mean()
+    # The model before the schedule: C = C_MAX whatever the labels, prior column x0.5, Platt as fitted.
+    monkeypatch.setattr(r, "C_MIN", r.C_MAX)
+    monkeypatch.setattr(r, "N_HALF", 1e-9)
+    monkeypatch.setattr(r, "PRIOR_SCALE_CITY", 0.5)
+    fixed = r.city_model(embedder, starting=prior)
+    assert fixed.C == pytest.approx(r.C_MAX)
+    far = np.abs(fixed.predict_proba(test_texts, vectors[test]) - prior_p).mean()
+    assert near < 0.15 and near < far - 0.03
+
+
+def test_trust_schedule_many_labels_win_over_a_wrong_prior(embedder, acl_slice):
+    """A deliberately wrong prior (trained on ACL with its labels flipped): 400 reviewed ACL
+    posts overrule it."""
+    from social311.models.relevance import city_model, trust
+
+    texts, vectors, labels, train, test = acl_slice
+    wrong = CombinedModel(folds=3).fit([texts[i] for i in train], vectors[train], 1 - labels[train])
+    test_texts = [texts[i] for i in test]
+    prior_p = wrong.predict_proba(test_texts, vectors[test])
+    assert score(labels[test], (prior_p >= 0.5).astype(int)).f1 < 0.4  # it is wrong
+    labelled = ([texts[i] for i in train], vectors[train], labels[train])
+    reviewed = city_model(embedder, starting=wrong, labelled=labelled)
+    assert reviewed.trained_on["trust"]["t"] > trust(400) - 0.05
+    p1 = reviewed.predict_proba(test_texts, vectors[test])
+    assert score(labels[test], (p1 >= 0.5).astype(int)).f1 > 0.6  # the city's labels win
+    assert np.corrcoef(p1, prior_p)[0, 1] < 0
+
+
 def test_type_classifier_types_posts_from_catalog_history_and_reviews(embedder):
     from social311.models.issue_types import TypeClassifier, assign_types, service_types
     from social311.records import Service
@@ -166,3 +220,47 @@ def test_scoring_in_chunks_equals_scoring_at_once(acl_slice, monkeypatch):
     chunked = binary.predict_proba(rows, vectors[test]), multi.predict_proba(rows, vectors[test])
     assert chunked[0].shape == whole[0].shape and np.allclose(chunked[0], whole[0])
     assert chunked[1].shape == whole[1].shape and np.allclose(chunked[1], whole[1])
+
+
+def test_eval_starting_models_are_cached_by_input_hash(acl_slice, tmp_path, monkeypatch):
+    """``lodo.cached_starting`` builds once per input, reads it back after, and rebuilds when the data change."""
+    from social311.models.evaluation import lodo
+
+    monkeypatch.setenv("SOCIAL311_MODEL_CACHE", str(tmp_path))
+    texts, vectors, labels, train, test = acl_slice
+    half = len(train) // 2
+    sets = [("a", [texts[i] for i in train[:half]], vectors[train[:half]], labels[train[:half]]),
+            ("b", [texts[i] for i in train[half:]], vectors[train[half:]], labels[train[half:]])]
+    built = []
+    real = combined.train_starting
+    monkeypatch.setattr(combined, "train_starting", lambda s, **kw: built.append(1) or real(s, **kw))
+    said = []
+    first = lodo.cached_starting(sets, log=said.append)
+    again = lodo.cached_starting(sets, log=said.append)
+    assert len(built) == 1 and len(list((tmp_path / "starting-models").glob("*.npz"))) == 1
+    test_texts = [texts[i] for i in test]
+    assert np.array_equal(first.predict_proba(test_texts, vectors[test]), again.predict_proba(test_texts, vectors[test]))
+    changed = [sets[0], (sets[1][0], sets[1][1], sets[1][2], 1 - sets[1][3])]
+    lodo.cached_starting(changed, log=said.append)
+    assert len(built) == 2 and len(list((tmp_path / "starting-models").glob("*.npz"))) == 2
+    assert sum("building a starting model" in line for line in said) == 2
+
+
+def test_city_model_with_prior_round_trips_with_its_prior_scale(embedder, acl_slice, tmp_path):
+    """The pipeline's model cache saves a city model without its prior and reattaches it on load:
+    the prior column's scale (the trust schedule's, not the default) must come back with it."""
+    from social311.models.relevance import PRIOR_SCALE_CITY, city_model
+
+    texts, vectors, labels, train, test = acl_slice
+    prior = load_starting("relevance")
+    if prior is None:
+        pytest.skip("no shipped starting model")
+    model = city_model(embedder, starting=prior)
+    model.prior = None
+    model.save(tmp_path / "city.npz")
+    model.prior = prior
+    again = CombinedModel.load(tmp_path / "city.npz")
+    again.prior = prior
+    assert again.prior_scale == PRIOR_SCALE_CITY != combined.PRIOR_SCALE
+    test_texts = [texts[i] for i in test]
+    assert np.abs(model.predict_proba(test_texts, vectors[test]) - again.predict_proba(test_texts, vectors[test])).max() < 0.01

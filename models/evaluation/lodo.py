@@ -8,7 +8,11 @@ event) is held out once; every model is trained on all the other sets and scored
 * ``starting``: the combined model's starting point built from the other sets only
   (``combined.train_starting``, as ``scripts/build_starting_model.py`` builds the shipped one);
 * ``pipeline``: exactly what ``ml/post_signals`` runs (``relevance.city_model``): the seeds on
-  top of that starting point, threshold 0.5, no catalog, history or reviews (a new city).
+  top of that starting point, threshold 0.5, no catalog, history or reviews (a new city, so
+  the trust schedule keeps it near the prior: C = ``trust_C`` of the seeds alone).
+
+Starting models are kept on disk by a hash of their inputs (``cached_starting``): the same
+held-out set in ``--task lodo``, ``--task learning`` and the shared ``pipeline`` rows reuses one.
 
 Typing: Mumbai's categories and PublicStuff's request types share four services (pothole,
 sanitation, noise, parking); each is held out once with the other as training data.
@@ -76,14 +80,55 @@ def starting_without(data_dir: Path, embedder, loader_name: str, log=print):
     Sets absent from ``data_dir`` are left out; with none left (or one class only) there is no
     prior (None), and the caller's pipeline row is the seeds and its labels alone.
     """
-    from social311.models.combined import train_starting
-
     prefixes = LOADER_SETS.get(loader_name, ())
     sets = [s for s in public_sets(data_dir, embedder, log=log, strict=False) if not s[0].startswith(prefixes)]
     if not sets or len(np.unique(np.concatenate([s[3] for s in sets]))) < 2:
         log(f"  no other public set under {data_dir}: the pipeline row has no starting model")
         return None
-    return train_starting([s[:4] for s in sets])
+    return cached_starting([s[:4] for s in sets], log=log)
+
+
+def _starting_key(sets) -> str:
+    """Hash of everything a starting model is built from: names, texts, embeddings, labels, settings."""
+    import hashlib
+
+    from social311.models import combined
+
+    digest = hashlib.sha256(f"{combined.FORMAT}|{combined.N_FEATURES}|{combined.EMBED_SCALE}|folds=3".encode())
+    for name, texts, vectors, labels in sets:
+        digest.update(name.encode("utf-8") + b"\x1d")
+        digest.update("\x1e".join(texts).encode("utf-8"))
+        digest.update(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+        digest.update(np.asarray(labels, dtype=np.int64).tobytes())
+    return digest.hexdigest()[:24]
+
+
+def cached_starting(sets, log=print):
+    """``combined.train_starting(sets)``, kept on disk by a hash of its inputs.
+
+    Building a starting model (17,000 rows, 3 calibration folds) is the eval's largest cost,
+    about a minute per held-out set, and ``--task lodo``, ``--task learning`` and the shared
+    ``pipeline`` rows need the same ones again. The file is what ``CombinedModel.save`` writes
+    (float16 coefficients), and a fresh build is returned as read back from it, so a first
+    run and a cached rerun score exactly the same. It lives beside the embedding cache
+    (``<model cache>/starting-models``), never in the repository.
+    """
+    from social311.models.combined import CombinedModel, train_starting
+    from social311.models.evaluation.cache import cache_root
+
+    path = cache_root().parent / "starting-models" / f"{_starting_key(sets)}.npz"
+    if path.exists():
+        try:
+            return CombinedModel.load(path)
+        except (OSError, ValueError, KeyError) as exc:  # a damaged entry is rebuilt, and said
+            log(f"  cached starting model {path.name} unreadable ({exc}): rebuilding")
+    log(f"  building a starting model from {len(sets)} sets ({sum(len(s[3]) for s in sets)} rows)")
+    model = train_starting(sets)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    model.save(tmp)
+    tmp.replace(path)  # atomic: an interrupted build never leaves a truncated entry
+    return CombinedModel.load(path)
 
 
 def _pool(sets):
@@ -93,7 +138,6 @@ def _pool(sets):
 
 def relevance(data_dir: Path, embedder, log=print) -> list[dict]:
     """One row per held-out relevance set: F1 (positive class) and macro-F1 of each model."""
-    from social311.models.combined import train_starting
     from social311.models.relevance import city_model
 
     sets = public_sets(data_dir, embedder, log=log)
@@ -108,7 +152,7 @@ def relevance(data_dir: Path, embedder, log=print) -> list[dict]:
             "tfidf": classifiers.predict("tfidf", texts, vectors, labels, test_texts, test_vectors),
             "embedding-lr": classifiers.predict("embed", texts, vectors, labels, test_texts, test_vectors),
         }
-        starting = train_starting([s[:4] for s in others])
+        starting = cached_starting([s[:4] for s in others], log=log)
         preds["starting"] = (starting.predict_proba(test_texts, test_vectors) >= 0.5).astype(int)
         pipeline = city_model(embedder, starting=starting)
         proba = pipeline.predict_proba(test_texts, test_vectors)
