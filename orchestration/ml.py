@@ -442,20 +442,30 @@ def post_locations(context: dg.AssetExecutionContext, city: CityResource) -> dg.
     from social311.orchestration.gis import load_gazetteer
 
     cfg = city.load()
+    located, methods = 0, {}
     with connect(cfg.duckdb_path) as con:
         gazetteer = load_gazetteer(con)  # places, ranged centerlines, unlocated street names
-        todo = con.execute(
-            "select post_id, lat, lon, post_text, place_min_lon, place_min_lat, place_max_lon, place_max_lat "
-            "from stg_social__posts where post_id not in (select post_id from ml.post_locations)"
-        ).fetchall()
-        now = datetime.now(timezone.utc)
-        rows, methods = [], {}
-        for pid, lat, lon, text, *bbox in todo:
-            result = locate(lat, lon, text, tuple(bbox) if bbox[0] is not None else None, gazetteer)
-            methods[result.method] = methods.get(result.method, 0) + 1
-            rows.append((pid, result.lat, result.lon, result.method, result.confidence, result.matched_text, result.place_id, now))
-        insert_many(con, "insert into ml.post_locations values (?, ?, ?, ?, ?, ?, ?, ?) on conflict (post_id) do nothing", rows)
-    return dg.MaterializeResult(metadata={"located": len(rows), **{f"method_{k}": v for k, v in methods.items()}})
+        total = con.execute("select count(*) from stg_social__posts "
+                            "where post_id not in (select post_id from ml.post_locations)").fetchone()[0]
+        # In chunks, each written before the next is read: a backfill's posts (their texts, then
+        # their rows, then a DataFrame of them) are never all in memory at once.
+        while located < total:
+            todo = con.execute(
+                "select post_id, lat, lon, post_text, place_min_lon, place_min_lat, place_max_lon, place_max_lat "
+                "from stg_social__posts where post_id not in (select post_id from ml.post_locations) limit ?",
+                [min(cfg.memory.scoring_chunk_posts, total - located)]).fetchall()
+            if not todo:
+                break
+            now = datetime.now(timezone.utc)
+            rows = []
+            for pid, lat, lon, text, *bbox in todo:
+                result = locate(lat, lon, text, tuple(bbox) if bbox[0] is not None else None, gazetteer)
+                methods[result.method] = methods.get(result.method, 0) + 1
+                rows.append((pid, result.lat, result.lon, result.method, result.confidence, result.matched_text, result.place_id, now))
+            insert_many(con, "insert into ml.post_locations values (?, ?, ?, ?, ?, ?, ?, ?) on conflict (post_id) do nothing", rows)
+            located += len(rows)
+            del todo, rows
+    return dg.MaterializeResult(metadata={"located": located, **{f"method_{k}": v for k, v in methods.items()}})
 
 
 signals_suite = Suite(

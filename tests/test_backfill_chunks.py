@@ -118,3 +118,30 @@ def test_the_city_sets_duckdbs_memory_limit_for_its_connections_and_dbt(tmp_path
     path.write_text(yaml.safe_dump({**base, "memory": {"duckdb_memory_limit": "lots"}}), encoding="utf-8")
     with pytest.raises(ConfigError, match="duckdb_memory_limit"):
         load_config(path)
+
+
+def test_post_locations_in_chunks_locates_every_post_as_one_pass_does(tmp_path):
+    from social311.orchestration.ml import post_locations
+
+    posts = [(f"p{k}", 52.37 + k / 1000 if k % 3 == 0 else None, 4.89 if k % 3 == 0 else None, f"post number {k}",
+              *((4.8, 52.3, 4.9, 52.4) if k % 3 == 1 else (None,) * 4)) for k in range(11)]
+    located = {}
+    for chunk in (20000, 3):
+        folder = tmp_path / str(chunk)
+        folder.mkdir()
+        db = folder / "w.duckdb"
+        (folder / "city.yaml").write_text(yaml.safe_dump(
+            {"city": "Test", "duckdb_path": str(db), "sources": [{"plugin": "file_drop"}], "gis": {"plugin": "geojson"},
+             "ticketing": {"plugin": "open311", "config": {"endpoint": "http://127.0.0.1:9/"}},
+             "memory": {"scoring_chunk_posts": chunk}}), encoding="utf-8")
+        with connect(db) as con:
+            con.execute("create table stg_social__posts (post_id varchar, lat double, lon double, post_text varchar, "
+                        "place_min_lon double, place_min_lat double, place_max_lon double, place_max_lat double)")
+            con.executemany("insert into stg_social__posts values (?, ?, ?, ?, ?, ?, ?, ?)", posts)
+        result = dg.materialize([post_locations], resources={"city": CityResource(config_path=str(folder / "city.yaml"))})
+        assert result.success
+        assert result.asset_materializations_for_node("ml__post_locations")[0].metadata["located"].value == len(posts)
+        with connect(db, read_only=True) as con:
+            located[chunk] = con.execute("select post_id, lat, lon, method from ml.post_locations order by post_id").fetchall()
+    assert located[3] == located[20000] and len(located[3]) == len(posts)
+    assert {m for *_, m in located[3]} >= {"geotag", "place_bbox"}
