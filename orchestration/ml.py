@@ -42,13 +42,11 @@ def service_text(service: Service) -> str:
 
 @dg.asset(key=POST_SIGNALS, deps=[STG_POSTS, SERVICE_CATALOG, SERVICE_HISTORY], group_name="ml", compute_kind="sentence-transformers")
 def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.MaterializeResult:
-    """Relevance probability, all-MiniLM-L6-v2 embedding and sentiment for posts not yet scored.
-
-    The backlog is scored in chunks of ``scoring_chunk_posts`` (city config): each chunk is read,
-    embedded, scored, routed, analysed and written before the next is read, so memory does not grow
-    with the backlog (a 1,000,000-post backfill holds one chunk, not 1.5 GB of vectors). A run that
-    stops midway leaves its written chunks scored; the next run continues with the rest.
-    """
+    """Relevance probability, all-MiniLM-L6-v2 embedding and sentiment for posts not yet scored."""
+    # The backlog is scored in chunks of ``memory.scoring_chunk_posts`` (city config): each chunk is
+    # read, embedded, scored, routed, analysed and written before the next is read, so memory does not
+    # grow with the backlog (a 1,000,000-post backfill holds one chunk, not 1.5 GB of vectors). A run
+    # that stops midway leaves its written chunks scored; the next run continues with the rest.
     from social311.models.history import empty_history, load_history
     from social311.models.relevance import MAX_HISTORY
     from social311.models.review import accepted_posts_to_rescore, labelled_post_texts
