@@ -126,6 +126,17 @@ class PrefilterSettings(_Strict):
                                     "of the latest scored posts")
 
 
+class MemorySettings(_Strict):
+    """What a run may hold in memory: DuckDB's buffer limit and the scoring chunk (README "Backfill memory")."""
+
+    duckdb_memory_limit: str = Field(
+        "1GiB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="DuckDB's memory_limit for every warehouse connection and for dbt's (e.g. 1GiB, 512MB); "
+        "DuckDB spills larger sorts, joins and aggregates to <warehouse>.tmp beside the file")
+    scoring_chunk_posts: int = Field(20000, ge=1, description="ml/post_signals reads, embeds, scores and writes "
+                                     "its backlog this many posts at a time (memory does not grow with the backlog)")
+
+
 class HistorySettings(_Strict):
     """The city's own 311 history (Open311 GET requests) as training data (``orchestration/history.py``)."""
 
@@ -266,6 +277,7 @@ class CityConfig(_Strict):
     )
     prefilter: PrefilterSettings = PrefilterSettings()
     history: HistorySettings = HistorySettings()
+    memory: MemorySettings = MemorySettings()
     filing_enabled: bool = Field(False, description="off = dry run: tickets are drafted, never POSTed")
     listening: ListeningPlan = Field(ListeningPlan(), description="what the social-platform sources search for")
     ingest: IngestSettings = IngestSettings()
@@ -424,9 +436,14 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ci
     data = _resolve_paths(data, path.resolve().parent)
     data.update(overrides or {})
     try:
-        return CityConfig.model_validate(data)
+        cfg = CityConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"invalid city config {path}: {one_line(exc)}") from None
+    # Every connection to this warehouse (and dbt's, through its profile) uses the city's limit.
+    from social311.warehouse import set_memory_limit
+
+    set_memory_limit(cfg.duckdb_path, cfg.memory.duckdb_memory_limit)
+    return cfg
 
 
 def missing_secrets(cfg: CityConfig, environ: Mapping[str, str] | None = None) -> list[str]:

@@ -39,6 +39,24 @@ def extension_dir() -> str:
     return str(duckdb_ext.get_extension_dir())
 
 
+#: DuckDB's own default is 80% of the machine's RAM (18.8 GiB here): a backfill's dbt child and the
+#: run's process could each take that. A city sets its own (``memory.duckdb_memory_limit``).
+DEFAULT_MEMORY_LIMIT = "1GiB"
+#: How dbt's profile (transforms/profiles.yml) receives the limit of the warehouse it builds.
+MEMORY_LIMIT_ENV = "SOCIAL311_DUCKDB_MEMORY_LIMIT"
+_MEMORY_LIMITS: dict[str, str] = {}  # resolved warehouse path -> the city's limit (set by load_config)
+
+
+def set_memory_limit(path: str | Path, limit: str) -> None:
+    """Use ``limit`` (DuckDB syntax, e.g. ``1GiB``) for every later connection to the warehouse at ``path``."""
+    _MEMORY_LIMITS[str(Path(path).resolve())] = limit
+
+
+def memory_limit(path: str | Path) -> str:
+    """DuckDB's memory_limit for the warehouse at ``path``: the city's, else :data:`DEFAULT_MEMORY_LIMIT`."""
+    return _MEMORY_LIMITS.get(str(Path(path).resolve()), DEFAULT_MEMORY_LIMIT)
+
+
 @contextlib.contextmanager
 def connect(path: str | Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse file with spatial loaded and every Python-written table present."""
@@ -51,7 +69,9 @@ def connect(path: str | Path, *, read_only: bool = False) -> Iterator[duckdb.Duc
         con = duckdb.connect(
             str(path),
             read_only=read_only,
-            config={"extension_directory": extension_dir(), "autoinstall_known_extensions": False},
+            # Past the limit DuckDB spills to <warehouse>.tmp (its default temp_directory for a file).
+            config={"extension_directory": extension_dir(), "autoinstall_known_extensions": False,
+                    "memory_limit": memory_limit(path)},
         )
     except duckdb.IOException as exc:
         if "lock" not in str(exc).lower():

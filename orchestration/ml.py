@@ -43,43 +43,39 @@ def service_text(service: Service) -> str:
 @dg.asset(key=POST_SIGNALS, deps=[STG_POSTS, SERVICE_CATALOG, SERVICE_HISTORY], group_name="ml", compute_kind="sentence-transformers")
 def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.MaterializeResult:
     """Relevance probability, all-MiniLM-L6-v2 embedding and sentiment for posts not yet scored."""
-    from social311.models.embeddings import DIMENSIONS, get_embedder
-    from social311.models.prefilter import MODEL_NAME as PREFILTER_NAME
-    from social311.models.prefilter import Prefilter
+    # The backlog is scored in chunks of ``memory.scoring_chunk_posts`` (city config): each chunk is
+    # read, embedded, scored, routed, analysed and written before the next is read, so memory does not
+    # grow with the backlog (a 1,000,000-post backfill holds one chunk, not 1.5 GB of vectors). A run
+    # that stops midway leaves its written chunks scored; the next run continues with the rest.
     from social311.models.history import empty_history, load_history
-    from social311.models.language import route_unreadable
     from social311.models.relevance import MAX_HISTORY
     from social311.models.review import accepted_posts_to_rescore, labelled_post_texts
-    from social311.models.sentiment import sentiment
 
     cfg = city.load()
     settings = cfg.prefilter
     clock = _PhaseClock()  # where the step's time goes, in its metadata (bench/pipeline_100k.py reads it)
     with connect(cfg.duckdb_path) as con:
         # Posts a reviewer accepted out of language review (models/review.py) are scored again as
-        # reports: their signal row goes, so they are in `todo`, embedded even if the prefilter
+        # reports: their signal row goes, so they are in the backlog, embedded even if the prefilter
         # had skipped them (typing needs the embedding), and not routed to review again.
         accepted = set(accepted_posts_to_rescore(con))
         if accepted:
             con.execute("delete from ml.post_signals where list_contains(?, post_id)", [sorted(accepted)])
-        todo = con.execute(
-            "select post_id, post_text, lang from stg_social__posts "
-            "where post_id not in (select post_id from ml.post_signals) order by ingested_at, post_id"
-        ).fetchall()
+        total = con.execute(f"select count(*) from stg_social__posts where {_UNSCORED}").fetchone()[0]
         services = load_services(con)
         labelled = labelled_post_texts(con)  # reviewers' labels retrain the model (models/review.py)
         # The city's past 311 requests are extra positives (models/history.py).
-        service_history = load_history(con, cfg.history.max_requests) if cfg.history.enabled and todo else empty_history()
+        service_history = load_history(con, cfg.history.max_requests) if cfg.history.enabled and total else empty_history()
         # The prefilter learns the embedding model's own decisions on the latest posts it scored.
         scored_before = con.execute(
             "select p.post_text, s.is_report from ml.post_signals s join stg_social__posts p using (post_id) "
             "where s.embedding is not null order by s.scored_at desc, s.post_id limit ?",
-            [settings.max_training_posts]).fetchall() if settings.enabled and todo else []
-    if not todo:
+            [settings.max_training_posts]).fetchall() if settings.enabled and total else []
+    if not total:
         return dg.MaterializeResult(metadata={"embedded": 0})
+    from social311.models.embeddings import get_embedder
+
     embedder = get_embedder(cfg.embedding_backend)
-    with connect(cfg.duckdb_path) as con:
-        stored = stored_embeddings(con, [t for _, t, _ in todo], embedder.model_name)
     # The production model (models/combined.py): n-grams + embedding, calibrated, on the seeds, the
     # catalog, the reviewed posts and the 311 history, over the shipped starting model as a prior.
     # Retrained only when one of those inputs changed (orchestration/model_cache.py), else read back.
@@ -88,124 +84,208 @@ def post_signals(context: dg.AssetExecutionContext, city: CityResource) -> dg.Ma
         cfg.duckdb_path, embedder, [service_text(s) for s in services], labelled=labelled,
         history=(list(history_texts), service_history.embeddings) if len(history_texts) else None,
         warn=context.log.warning)
-    threshold = cfg.thresholds.relevance
-    texts = [t for _, t, _ in todo]
+    history_in_training = min(len(service_history), MAX_HISTORY)
+    del service_history, history_texts  # the 311 history's vectors are in the model now
     clock.lap("load_and_train")
-    n = len(texts)
-    embeddings = np.zeros((n, DIMENSIONS), dtype=np.float32)
-    relevance = np.zeros(n)
-    embedded = np.zeros(n, dtype=bool)
-    done_before = [0]
-    logged = [0]
-    first_row: dict[str, int] = {}  # text -> the row of this run that embedded it
-    reused = [0]
+    run = _SignalRun(context, cfg, embedder, model, clock, total=total, accepted=accepted, scored_before=scored_before)
+    del scored_before
+    chunk = cfg.memory.scoring_chunk_posts
+    while run.done < total:
+        with connect(cfg.duckdb_path) as con:
+            rows = con.execute(
+                f"select post_id, post_text, lang from stg_social__posts where {_UNSCORED} "
+                "order by ingested_at, post_id limit ?", [min(chunk, total - run.done)]).fetchall()
+            # Texts stored by an earlier run or an earlier chunk of this one are copied, not embedded.
+            stored = stored_embeddings(con, [t for _, t, _ in rows], embedder.model_name)
+        clock.lap("read")
+        if not rows:  # the backlog shrank under the run (posts withdrawn): nothing left to score
+            break
+        run.score_chunk(rows, stored)
+        del rows, stored
+    prefilter_meta = run.finish_prefilter()
+    context.log.info(f"prefilter: {log_pairs(prefilter_meta)}")
+    if run.routed:
+        context.log.warning(f"{run.routed} posts in a language the relevance model cannot read go to review "
+                            "(ml.language_review), not to chatter")
+    return dg.MaterializeResult(metadata={"embedded": run.embedded, "reports": run.reports, "model": embedder.model_name,
+                                          "reviewed_posts_in_training": int(len(labelled[2])),
+                                          "starting_model": bool(model.trained_on.get("starting_model")),
+                                          "language_review": run.routed, "accepted_from_review": len(accepted),
+                                          "history_requests_in_training": history_in_training,
+                                          "mean_relevance": run.relevance_sum / max(run.done, 1), **prefilter_meta,
+                                          "embeddings_reused": run.reused, "relevance_model_cached": model_cached,
+                                          "chunks": run.chunks, "seconds": clock.seconds()})
 
-    def embed(rows: np.ndarray, total: int) -> None:
-        """Embed and score ``todo[rows]``; progress is logged about every 10% of ``total``."""
 
-        def progress(done: int, _: int) -> None:
-            # Each log line is an event-log write, and a batch is 64 posts: not every batch.
-            now_done = done_before[0] + done
-            if now_done == total or now_done - logged[0] >= max(total // 10, 1):
-                logged[0] = now_done
-                context.log.info(f"posts embedded {now_done}/{total}")
+# The backlog of post_signals: staged posts without a signal row.
+_UNSCORED = "post_id not in (select post_id from ml.post_signals)"
 
-        if len(rows):
-            clock.lap("other")
-            # A text is embedded once: a repeat of an earlier post's text (stored) or of one in
-            # this run (a repost, a template, a bot) copies its vector. (The int8 path's vector of a
-            # text moves slightly with its batch, cosine >= 0.98: a copy is as good as a re-run.)
+
+class _SignalRun:
+    """One post_signals run over its backlog, chunk by chunk: the state that crosses chunks.
+
+    That state is small and bounded: counters, the prefilter (and, until it is trained, its
+    training texts: at most ``max_training_posts`` + ``min_training_posts``), never the chunks' rows.
+    """
+
+    def __init__(self, context, cfg, embedder, model, clock: "_PhaseClock", *, total: int, accepted: set[str],
+                 scored_before: list[tuple[str, bool]]) -> None:
+        self.context, self.embedder, self.model, self.clock = context, embedder, model, clock
+        self.threshold = cfg.thresholds.relevance
+        self.settings = cfg.prefilter
+        self.duckdb_path = cfg.duckdb_path
+        self.total, self.accepted = total, accepted
+        self.done = self.embedded = self.reports = self.reused = self.routed = self.skipped = self.chunks = 0
+        self.relevance_sum = 0.0
+        self.logged = 0
+        # Day one of the prefilter: the first posts of the backlog are embedded in full and become
+        # its training data, beside the latest posts scored before this run.
+        self.train_texts = [t for t, _ in scored_before]
+        self.train_labels = [bool(r) for _, r in scored_before]
+        self.boot_left = max(0, self.settings.min_training_posts - len(scored_before)) if self.settings.enabled else 0
+        self.prefilter = None
+        self.prefilter_tried = False
+        self.trained_count = 0
+        if self.settings.enabled and not self.boot_left:
+            self._train_prefilter()
+
+    def _train_prefilter(self) -> None:
+        from social311.models.prefilter import Prefilter
+
+        self.prefilter_tried = True
+        if len(self.train_labels) >= self.settings.min_training_posts:
+            self.prefilter = Prefilter.train(self.train_texts, np.array(self.train_labels, dtype=bool),
+                                             recall=self.settings.recall)
+        self.trained_count = len(self.train_labels)
+        self.train_texts, self.train_labels = [], []
+        self.clock.lap("prefilter")
+
+    def finish_prefilter(self) -> dict:
+        """The prefilter's metadata once the backlog is scored (trained or why not)."""
+        if not self.settings.enabled:
+            return {"prefilter": "off"}
+        if self.prefilter is None:
+            count = self.trained_count if self.prefilter_tried else len(self.train_labels)
+            return {"prefilter": f"not trained yet ({count} scored posts)"}
+        return {"prefilter": "on", "prefilter_skipped": self.skipped, "prefilter_trained_on": self.prefilter.trained_on,
+                "prefilter_oof_recall": round(self.prefilter.oof_recall, 4)}
+
+    def _progress(self, done: int) -> None:
+        # Each log line is an event-log write, and a batch is 64 posts: about every 10% of the backlog.
+        if done == self.total or done - self.logged >= max(self.total // 10, 1):
+            self.logged = done
+            self.context.log.info(f"posts embedded {done}/{self.total}")
+
+    def score_chunk(self, rows: list[tuple], stored: dict[str, np.ndarray]) -> None:
+        """Embed, score, route, analyse and write one chunk of the backlog (``rows`` in backlog order)."""
+        from social311.models.embeddings import DIMENSIONS
+        from social311.models.language import route_unreadable
+        from social311.models.sentiment import sentiment
+
+        texts = [t for _, t, _ in rows]
+        n = len(rows)
+        embeddings = np.zeros((n, DIMENSIONS), dtype=np.float32)
+        relevance = np.zeros(n)
+        embedded = np.zeros(n, dtype=bool)
+        first_row: dict[str, int] = {}  # text -> the row of this chunk that embedded it
+
+        def embed(idx: np.ndarray) -> None:
+            """Embed and score ``rows[idx]``."""
+            if not len(idx):
+                return
+            self.clock.lap("other")
+            # A text is embedded once: a repeat of an earlier post's text (stored, by an earlier run
+            # or chunk) or of one in this chunk (a repost, a template, a bot) copies its vector. (The
+            # int8 path's vector of a text moves slightly with its batch: a copy is as good as a re-run.)
             fresh, copies = [], []
-            for i in rows:
+            for i in idx:
                 text = texts[i]
                 if text in stored:
                     embeddings[i] = stored[text]
-                    reused[0] += 1
+                    self.reused += 1
                 elif text in first_row:
                     copies.append((i, first_row[text]))
                 else:
                     first_row[text] = i
                     fresh.append(i)
+            before = self.done + int(embedded.sum())
             if fresh:
-                embeddings[fresh] = embedder.encode([texts[i] for i in fresh], progress=progress)
+                scale = len(idx) / len(fresh)  # copies cost nothing: count them along with the fresh
+                embeddings[fresh] = self.embedder.encode([texts[i] for i in fresh],
+                                                         progress=lambda d, _: self._progress(before + int(d * scale)))
             for i, j in copies:
                 embeddings[i] = embeddings[j]
-            reused[0] += len(copies)
-            relevance[rows] = model.predict_proba([texts[i] for i in rows], embeddings[rows])
-            embedded[rows] = True
-            done_before[0] += len(rows)
-            clock.lap("embedding")
+            self.reused += len(copies)
+            relevance[idx] = self.model.predict_proba([texts[i] for i in idx], embeddings[idx])
+            embedded[idx] = True
+            self.clock.lap("embedding")
 
-    skip = np.zeros(n, dtype=bool)
-    prefilter_meta: dict = {"prefilter": "off"}
-    if settings.enabled:
-        # Day one: the first posts are embedded in full and become its training data.
-        boot = np.arange(min(n, max(0, settings.min_training_posts - len(scored_before))))
-        embed(boot, total=len(boot))
-        train_texts = [t for t, _ in scored_before] + [texts[i] for i in boot]
-        train_labels = np.array([bool(r) for _, r in scored_before] + [bool(p >= threshold) for p in relevance[boot]])
-        prefilter = (Prefilter.train(train_texts, train_labels, recall=settings.recall)
-                     if len(train_labels) >= settings.min_training_posts else None)
-        rest = np.arange(len(boot), n)
-        if prefilter is not None and len(rest):
-            skip[rest], prefilter_probability = prefilter.skip([texts[i] for i in rest], threshold)
-            relevance[rest[skip[rest]]] = prefilter_probability[skip[rest]]
-            prefilter_meta = {"prefilter": "on", "prefilter_skipped": int(skip.sum()),
-                              "prefilter_trained_on": prefilter.trained_on,
-                              "prefilter_oof_recall": round(prefilter.oof_recall, 4)}
-        else:
-            prefilter_meta = {"prefilter": f"not trained yet ({len(train_labels)} scored posts)"}
-        context.log.info(f"prefilter: {log_pairs(prefilter_meta)}")
-        clock.lap("prefilter")
-    forced = np.array([pid in accepted for pid, _, _ in todo], dtype=bool)  # reviewer-accepted: reports
-    skip &= ~forced
-    rest = np.flatnonzero(~skip & ~embedded)
-    embed(rest, total=int(embedded.sum()) + len(rest))
-    # A post the model cannot read is not chatter: below the threshold in another language, it goes
-    # to review with its reason (models/language.py), whether embedded or skipped by the prefilter.
-    routed = [r for r in route_unreadable(texts, relevance, threshold, tags=[lang for _, _, lang in todo])
-              if not forced[r.index]]
-    if routed:
-        context.log.warning(f"{len(routed)} posts in a language the relevance model cannot read go to review "
-                            "(ml.language_review), not to chatter")
-    clock.lap("language")
-    moods = np.full(n, np.nan)
-    moods[embedded] = sentiment([texts[i] for i in np.flatnonzero(embedded)])  # skipped chatter: not analysed
-    clock.lap("sentiment")
-    # One bulk insert from a DataFrame whose 384 float columns are the embedding matrix itself
-    # (no Python list per post: 100,000 rows load in ~1 s instead of ~6 s, or 13 minutes row by row).
-    import pandas as pd
+        skip = np.zeros(n, dtype=bool)
+        rest = np.arange(n)
+        if self.settings.enabled and not self.prefilter_tried:
+            boot = np.arange(min(n, self.boot_left))
+            embed(boot)
+            self.train_texts += [texts[i] for i in boot]
+            self.train_labels += [bool(p >= self.threshold) for p in relevance[boot]]
+            self.boot_left -= len(boot)
+            rest = np.arange(len(boot), n)
+            if not self.boot_left:
+                self._train_prefilter()
+        if self.prefilter is not None and len(rest):
+            skip[rest], probability = self.prefilter.skip([texts[i] for i in rest], self.threshold)
+            relevance[rest[skip[rest]]] = probability[skip[rest]]
+            self.clock.lap("prefilter")
+        forced = np.array([pid in self.accepted for pid, _, _ in rows], dtype=bool)  # reviewer-accepted: reports
+        skip &= ~forced
+        self.skipped += int(skip.sum())
+        embed(np.flatnonzero(~skip & ~embedded))
+        # A post the model cannot read is not chatter: below the threshold in another language, it goes
+        # to review with its reason (models/language.py), whether embedded or skipped by the prefilter.
+        routed = [r for r in route_unreadable(texts, relevance, self.threshold, tags=[lang for _, _, lang in rows])
+                  if not forced[r.index]]
+        self.clock.lap("language")
+        moods = np.full(n, np.nan)
+        moods[embedded] = sentiment([texts[i] for i in np.flatnonzero(embedded)])  # skipped chatter: not analysed
+        self.clock.lap("sentiment")
+        is_report = embedded & ((relevance >= self.threshold) | forced)
+        self._write(rows, embeddings, relevance, is_report, moods, embedded, routed)
+        self.done += n
+        self.embedded += int(embedded.sum())
+        self.reports += int(is_report.sum())
+        self.routed += len(routed)
+        self.relevance_sum += float(relevance.sum())
+        self.chunks += 1
+        self._progress(self.done)
+        self.clock.lap("write")
 
-    frame = pd.DataFrame(embeddings, columns=[f"e{k}" for k in range(DIMENSIONS)], copy=False)
-    frame.insert(0, "post_id", pd.Series([pid for pid, _, _ in todo], dtype="string"))
-    frame["relevance"] = relevance
-    is_report = embedded & ((relevance >= threshold) | forced)
-    frame["is_report"] = is_report
-    frame["sentiment"] = moods  # NaN (skipped posts) reads as NULL
-    frame["lang"] = pd.Series([lang for _, _, lang in todo], dtype="string")
-    frame["embedded"] = embedded
-    frame["model_name"] = np.where(embedded, embedder.model_name, PREFILTER_NAME)
-    frame["scored_at"] = pd.Timestamp(datetime.now(timezone.utc))
-    vector = ", ".join(f"e{k}" for k in range(DIMENSIONS))
-    with connect(cfg.duckdb_path) as con:
-        with registered(con, frame, "new_signals") as view:
-            con.execute(
-                "insert into ml.post_signals select post_id, relevance, is_report, sentiment, lang, "
-                f"(case when embedded then [{vector}] end)::FLOAT[{DIMENSIONS}], model_name, scored_at "
-                f"from {view} on conflict (post_id) do nothing")
-        insert_many(con, "insert into ml.language_review values (?, ?, ?, ?, ?, ?) on conflict (post_id) do nothing",
-                    [(todo[r.index][0], r.language.code, r.language.confidence, float(relevance[r.index]), r.reason,
-                      datetime.now(timezone.utc)) for r in routed])
-    clock.lap("write")
-    reports = int(is_report.sum())
-    return dg.MaterializeResult(metadata={"embedded": int(embedded.sum()), "reports": reports, "model": embedder.model_name,
-                                          "reviewed_posts_in_training": int(len(labelled[2])),
-                                          "starting_model": bool(model.trained_on.get("starting_model")),
-                                          "language_review": len(routed), "accepted_from_review": len(accepted),
-                                          "history_requests_in_training": min(len(service_history), MAX_HISTORY),
-                                          "mean_relevance": float(np.mean(relevance)), **prefilter_meta,
-                                          "embeddings_reused": reused[0], "relevance_model_cached": model_cached,
-                                          "seconds": clock.seconds()})
+    def _write(self, rows, embeddings, relevance, is_report, moods, embedded, routed) -> None:
+        # One bulk insert from a DataFrame whose 384 float columns are the embedding matrix itself
+        # (no Python list per post: 100,000 rows load in ~1 s instead of ~6 s, or 13 minutes row by row).
+        import pandas as pd
+
+        from social311.models.embeddings import DIMENSIONS
+        from social311.models.prefilter import MODEL_NAME as PREFILTER_NAME
+
+        frame = pd.DataFrame(embeddings, columns=[f"e{k}" for k in range(DIMENSIONS)], copy=False)
+        frame.insert(0, "post_id", pd.Series([pid for pid, _, _ in rows], dtype="string"))
+        frame["relevance"] = relevance
+        frame["is_report"] = is_report
+        frame["sentiment"] = moods  # NaN (skipped posts) reads as NULL
+        frame["lang"] = pd.Series([lang for _, _, lang in rows], dtype="string")
+        frame["embedded"] = embedded
+        frame["model_name"] = np.where(embedded, self.embedder.model_name, PREFILTER_NAME)
+        now = datetime.now(timezone.utc)
+        frame["scored_at"] = pd.Timestamp(now)
+        vector = ", ".join(f"e{k}" for k in range(DIMENSIONS))
+        with connect(self.duckdb_path) as con:
+            with registered(con, frame, "new_signals") as view:
+                con.execute(
+                    "insert into ml.post_signals select post_id, relevance, is_report, sentiment, lang, "
+                    f"(case when embedded then [{vector}] end)::FLOAT[{DIMENSIONS}], model_name, scored_at "
+                    f"from {view} on conflict (post_id) do nothing")
+            insert_many(con, "insert into ml.language_review values (?, ?, ?, ?, ?, ?) on conflict (post_id) do nothing",
+                        [(rows[r.index][0], r.language.code, r.language.confidence, float(relevance[r.index]), r.reason,
+                          now) for r in routed])
 
 
 def stored_embeddings(con, texts: list[str], model_name: str) -> dict[str, np.ndarray]:
@@ -396,20 +476,30 @@ def post_locations(context: dg.AssetExecutionContext, city: CityResource) -> dg.
     from social311.orchestration.gis import load_gazetteer
 
     cfg = city.load()
+    located, methods = 0, {}
     with connect(cfg.duckdb_path) as con:
         gazetteer = load_gazetteer(con)  # places, ranged centerlines, unlocated street names
-        todo = con.execute(
-            "select post_id, lat, lon, post_text, place_min_lon, place_min_lat, place_max_lon, place_max_lat "
-            "from stg_social__posts where post_id not in (select post_id from ml.post_locations)"
-        ).fetchall()
-        now = datetime.now(timezone.utc)
-        rows, methods = [], {}
-        for pid, lat, lon, text, *bbox in todo:
-            result = locate(lat, lon, text, tuple(bbox) if bbox[0] is not None else None, gazetteer)
-            methods[result.method] = methods.get(result.method, 0) + 1
-            rows.append((pid, result.lat, result.lon, result.method, result.confidence, result.matched_text, result.place_id, now))
-        insert_many(con, "insert into ml.post_locations values (?, ?, ?, ?, ?, ?, ?, ?) on conflict (post_id) do nothing", rows)
-    return dg.MaterializeResult(metadata={"located": len(rows), **{f"method_{k}": v for k, v in methods.items()}})
+        total = con.execute("select count(*) from stg_social__posts "
+                            "where post_id not in (select post_id from ml.post_locations)").fetchone()[0]
+        # In chunks, each written before the next is read: a backfill's posts (their texts, then
+        # their rows, then a DataFrame of them) are never all in memory at once.
+        while located < total:
+            todo = con.execute(
+                "select post_id, lat, lon, post_text, place_min_lon, place_min_lat, place_max_lon, place_max_lat "
+                "from stg_social__posts where post_id not in (select post_id from ml.post_locations) limit ?",
+                [min(cfg.memory.scoring_chunk_posts, total - located)]).fetchall()
+            if not todo:
+                break
+            now = datetime.now(timezone.utc)
+            rows = []
+            for pid, lat, lon, text, *bbox in todo:
+                result = locate(lat, lon, text, tuple(bbox) if bbox[0] is not None else None, gazetteer)
+                methods[result.method] = methods.get(result.method, 0) + 1
+                rows.append((pid, result.lat, result.lon, result.method, result.confidence, result.matched_text, result.place_id, now))
+            insert_many(con, "insert into ml.post_locations values (?, ?, ?, ?, ?, ?, ?, ?) on conflict (post_id) do nothing", rows)
+            located += len(rows)
+            del todo, rows
+    return dg.MaterializeResult(metadata={"located": located, **{f"method_{k}": v for k, v in methods.items()}})
 
 
 signals_suite = Suite(

@@ -21,7 +21,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 
 from social311.orchestration.resources import CityResource
 from social311.transforms import PROJECT_DIR
-from social311.warehouse import extension_dir
+from social311.warehouse import MEMORY_LIMIT_ENV, extension_dir, memory_limit
 
 MANIFEST = PROJECT_DIR / "target" / "manifest.json"
 
@@ -42,6 +42,7 @@ def dbt_executable() -> str:
 def dbt_env(duckdb_path: str | Path) -> dict[str, str]:
     """What dbt's profiles.yml reads: the warehouse file and the packaged spatial extension."""
     return {"SOCIAL311_DUCKDB_PATH": str(duckdb_path), "SOCIAL311_DUCKDB_EXTENSION_DIR": extension_dir(),
+            MEMORY_LIMIT_ENV: memory_limit(duckdb_path),  # the city's memory.duckdb_memory_limit
             "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             "DBT_USE_COLORS": "false"}  # dbt's lines go to logs, where ANSI colour codes are noise
 
