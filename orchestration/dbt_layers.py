@@ -6,7 +6,8 @@ models and their data tests (6–7 s a layer on an idle 2-core machine). A layer
 pure functions of their inputs (no ``now()``) gives the same tables and the same test results
 on the same inputs, so it is skipped when:
 
-- the *inputs key* is the one stored at the layer's last build whose tests all passed: a SHA-256
+- the *inputs key* is the one remembered at the layer's last build whose tests all passed (as a
+  pass of ``dbt:<layer>`` in ``quality``'s ``ops.passed_validations``, the GX checks' memo): a SHA-256
   of the dbt project's files (models, macros, tests, ``dbt_project.yml``), the dbt vars, and a
   content fingerprint of every table or view the layer reads that another layer or a Python
   asset writes (row count and per-column sums of DuckDB's ``hash``, embeddings left out:
@@ -25,11 +26,10 @@ import json
 import os
 from pathlib import Path
 
+from social311.orchestration import quality
+
 #: Layers whose models read no clock: the same inputs give the same tables and test results.
 SKIPPABLE_LAYERS = ("staging", "intermediate")
-
-_TABLE = ("create table if not exists ops.dbt_layer_builds "
-          "(layer VARCHAR PRIMARY KEY, inputs_key VARCHAR NOT NULL, built_at TIMESTAMPTZ NOT NULL)")
 
 
 def layer_inputs(manifest: dict, layer: str) -> list[tuple[str, str]]:
@@ -80,23 +80,26 @@ def inputs_key(con, manifest: dict, layer: str, project_dir: Path, dbt_vars: dic
     return digest.hexdigest()
 
 
-def unchanged_since(con, layer: str, key: str, max_age_hours: int):
-    """When the layer was last built cleanly on these inputs, if within ``max_age_hours``; else None."""
-    if layer not in SKIPPABLE_LAYERS or any(os.environ.get(v) == "1" for v in ("SOCIAL311_FULL_CHECKS", "SOCIAL311_DBT_FULL_REFRESH")):
+def memo_name(layer: str) -> str:
+    """The name under which a layer's clean builds are remembered in ``ops.passed_validations``."""
+    return f"dbt:{layer}"
+
+
+def unchanged_since(con, layer: str, key: str):
+    """When the layer was last built cleanly on these inputs, if within ``quality.FULL_CHECK_EVERY_HOURS``; else None.
+
+    Also None for the marts, and when ``SOCIAL311_FULL_CHECKS=1`` or ``SOCIAL311_DBT_FULL_REFRESH=1`` is set.
+    """
+    if layer not in SKIPPABLE_LAYERS or os.environ.get("SOCIAL311_DBT_FULL_REFRESH") == "1":
         return None
-    con.execute(_TABLE)
-    row = con.execute("select built_at from ops.dbt_layer_builds where layer = ? and inputs_key = ? "
-                      "and built_at >= now() - to_hours(?::bigint)", [layer, key, max_age_hours]).fetchone()
-    return row[0] if row else None
+    return quality.passed_unchanged(con, memo_name(layer), key)
 
 
 def record_clean_build(con, layer: str, key: str) -> None:
     """Remember the inputs of a build whose models and tests all passed."""
-    con.execute(_TABLE)
-    con.execute("insert or replace into ops.dbt_layer_builds values (?, ?, now())", [layer, key])
+    quality.record_passed(con, memo_name(layer), key)
 
 
 def forget_build(con, layer: str) -> None:
     """A failed or partial build: the next run builds the layer again."""
-    con.execute(_TABLE)
-    con.execute("delete from ops.dbt_layer_builds where layer = ?", [layer])
+    quality.forget_passed(con, memo_name(layer))

@@ -182,6 +182,12 @@ def record_passed(con, name: str, digest: str | None) -> None:
     con.execute("insert or replace into ops.passed_validations values (?, ?, now())", [name, digest])
 
 
+def forget_passed(con, name: str) -> None:
+    """Drop the remembered pass of ``name``: its next evaluation runs in full."""
+    con.execute(_PASSED_TABLE)
+    con.execute("delete from ops.passed_validations where check_name = ?", [name])
+
+
 def record_full_check(con, name: str) -> None:
     """Remember that check ``name`` just passed over its whole table."""
     con.execute("create table if not exists ops.full_checks (check_name VARCHAR PRIMARY KEY, checked_at TIMESTAMPTZ NOT NULL)")

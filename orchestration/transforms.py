@@ -100,7 +100,6 @@ def _skip_unchanged(context: dg.AssetExecutionContext, layer: str, duckdb_path, 
     its tests as passed on those inputs. Only when the run selected the whole layer.
     """
     from social311.orchestration import dbt_layers
-    from social311.orchestration.quality import FULL_CHECK_EVERY_HOURS
     from social311.warehouse import connect
 
     whole = (set(context.selected_asset_keys) == set(context.assets_def.keys)
@@ -110,7 +109,7 @@ def _skip_unchanged(context: dg.AssetExecutionContext, layer: str, duckdb_path, 
     manifest = _manifest(MANIFEST, MANIFEST.stat().st_mtime)
     with connect(duckdb_path) as con:
         key = dbt_layers.inputs_key(con, manifest, layer, PROJECT_DIR, variables)
-        since = dbt_layers.unchanged_since(con, layer, key, FULL_CHECK_EVERY_HOURS)
+        since = dbt_layers.unchanged_since(con, layer, key)
         if since is None:
             dbt_layers.forget_build(con, layer)  # until this build passes, the next run builds again
             return key, None

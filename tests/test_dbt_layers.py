@@ -32,19 +32,19 @@ def test_the_key_changes_with_any_row_var_or_project_file_and_not_with_embedding
         con.execute("update raw.posts set text = 'pothole!' where post_id = 'p1'")
         edited = key()
         assert edited != first, "an edited post is a new key"
-        assert dbt_layers.unchanged_since(con, "staging", edited, 24) is None, "never built"
+        assert dbt_layers.unchanged_since(con, "staging", edited) is None, "never built"
         dbt_layers.record_clean_build(con, "staging", edited)
-        assert dbt_layers.unchanged_since(con, "staging", edited, 24) is not None
-        assert dbt_layers.unchanged_since(con, "staging", first, 24) is None, "other inputs: build"
-        assert dbt_layers.unchanged_since(con, "marts", edited, 24) is None, "the marts read the clock: always built"
-        con.execute("update ops.dbt_layer_builds set built_at = now() - interval 25 hours")
-        assert dbt_layers.unchanged_since(con, "staging", edited, 24) is None, "built again once a day"
+        assert dbt_layers.unchanged_since(con, "staging", edited) is not None
+        assert dbt_layers.unchanged_since(con, "staging", first) is None, "other inputs: build"
+        assert dbt_layers.unchanged_since(con, "marts", edited) is None, "the marts read the clock: always built"
+        con.execute("update ops.passed_validations set passed_at = now() - interval 25 hours")
+        assert dbt_layers.unchanged_since(con, "staging", edited) is None, "built again once a day"
         dbt_layers.record_clean_build(con, "staging", edited)
         monkeypatch.setenv("SOCIAL311_FULL_CHECKS", "1")
-        assert dbt_layers.unchanged_since(con, "staging", edited, 24) is None, "an operator can force a build"
+        assert dbt_layers.unchanged_since(con, "staging", edited) is None, "an operator can force a build"
         monkeypatch.delenv("SOCIAL311_FULL_CHECKS")
         dbt_layers.forget_build(con, "staging")
-        assert dbt_layers.unchanged_since(con, "staging", edited, 24) is None, "a failed build is forgotten"
+        assert dbt_layers.unchanged_since(con, "staging", edited) is None, "a failed build is forgotten"
         # An embedding never changes alone, and hashing a million 384-float vectors would cost more than it saves.
         con.execute("insert into ml.post_signals (post_id, relevance, is_report, sentiment, embedding) "
                     "values ('p1', 0.9, true, 0.0, [0.5 for x in range(384)]::FLOAT[384])")

@@ -46,7 +46,8 @@ for label, rerun_new in (("first", None), ("rerun_0", 0), (f"rerun_{new}", new))
     con = duckdb.connect(report["warehouse"], read_only=True)
     report["members"] = con.execute("select post_id, incident_id from ops.incident_posts").fetchall()
     report["ids"] = [r[0] for r in con.execute("select incident_id from ops.incidents").fetchall()]
-    report["layer_builds"] = {layer: str(at) for layer, at in con.execute("select layer, built_at from ops.dbt_layer_builds").fetchall()}
+    report["layer_builds"] = {name.removeprefix("dbt:"): str(at) for name, at in con.execute(
+        "select check_name, passed_at from ops.passed_validations where check_name like 'dbt:%'").fetchall()}
     con.close()
     print("REPORT " + json.dumps({"label": label, **report}, default=str), flush=True)
 """
